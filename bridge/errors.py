@@ -1,0 +1,113 @@
+"""The error tree of paybridge. One middleware (``bridge.app``) maps it to HTTP statuses.
+
+::
+
+    BridgeError
+    ├── ConfigError            invalid configuration; names the key path
+    ├── InboundError           a provider request we refuse (nothing is stored)
+    │   ├── SignatureError     missing/invalid signature, stale timestamp     → 400 (or .status)
+    │   ├── PayloadError       malformed body, missing id/type                → 400
+    │   └── PayloadTooLargeError  body over server.max_body_bytes             → 413
+    ├── RequestError           a bad admin-API request                         → 400/404/409
+    ├── DeliveryError          one delivery attempt failed
+    │   ├── RetryableDeliveryError   retried on the schedule
+    │   └── PermanentDeliveryError   not retried (e.g. 410 Gone disables the endpoint)
+    └── StoreError             the store could not commit                      → 503
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BridgeError",
+    "ConfigError",
+    "DeliveryError",
+    "InboundError",
+    "PayloadError",
+    "PayloadTooLargeError",
+    "PermanentDeliveryError",
+    "RequestError",
+    "RetryableDeliveryError",
+    "SignatureError",
+    "StoreError",
+]
+
+
+class BridgeError(Exception):
+    """Base of every error paybridge raises on purpose."""
+
+    status: int = 500
+    error_type: str = "internal_error"
+
+
+class ConfigError(BridgeError):
+    """The configuration is invalid. ``key`` is the offending key path, e.g.
+    ``sources.stripe.signing_secrets[0]``."""
+
+    error_type = "config_error"
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class InboundError(BridgeError):
+    """A provider request that is refused; nothing of it is stored."""
+
+    status = 400
+    error_type = "invalid_request"
+
+
+class SignatureError(InboundError):
+    """Missing or invalid signature, or a timestamp outside the tolerance."""
+
+    error_type = "signature_verification_failed"
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PayloadError(InboundError):
+    """The body is not a well-formed provider event."""
+
+    error_type = "invalid_payload"
+
+
+class PayloadTooLargeError(InboundError):
+    """The body exceeds ``server.max_body_bytes``."""
+
+    status = 413
+    error_type = "payload_too_large"
+
+
+class RequestError(BridgeError):
+    """A bad admin-API request (validation 400, not found 404, conflict 409)."""
+
+    error_type = "invalid_request"
+
+    def __init__(self, message: str, status: int = 400, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        if error_type:
+            self.error_type = error_type
+
+
+class DeliveryError(BridgeError):
+    """One delivery attempt failed."""
+
+    error_type = "delivery_failed"
+
+
+class RetryableDeliveryError(DeliveryError):
+    """The attempt failed in a way that is retried on the schedule."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The attempt failed in a way that is not retried."""
+
+
+class StoreError(BridgeError):
+    """The store could not read or commit; ingress answers 503 so the provider retries."""
+
+    status = 503
+    error_type = "store_unavailable"

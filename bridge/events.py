@@ -1,0 +1,87 @@
+"""The canonical event: the one JSON shape paybridge delivers everywhere (DESIGN.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Event", "Source", "event_id_for"]
+
+Source = Literal["stripe", "payment_kit"]
+
+
+def event_id_for(dedupe_key: str) -> str:
+    """The deterministic canonical id of the fact named by ``dedupe_key``: re-ingesting the
+    same provider event always yields the same id, which receivers see as ``webhook-id``."""
+    return "evt_" + hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+
+
+class Event(BaseModel):
+    """A canonical event. ``dedupe_key`` names the real-world fact; the store keeps one
+    event per key, so each fact is emitted exactly once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    api_version: str | None = None
+    livemode: bool = False
+    created: int
+    source: Source
+    source_event_id: str
+    object_type: str | None = None
+    object_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    request: dict[str, Any] = Field(
+        default_factory=lambda: {"id": None, "idempotency_key": None}
+    )
+    dedupe_key: str
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        type: str,
+        dedupe_key: str,
+        source: Source,
+        source_event_id: str,
+        created: int,
+        data_object: dict[str, Any],
+        previous_attributes: dict[str, Any] | None = None,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        api_version: str | None = None,
+        livemode: bool = False,
+        request: dict[str, Any] | None = None,
+    ) -> Event:
+        """Build an event whose id is derived from ``dedupe_key``."""
+        data: dict[str, Any] = {"object": data_object}
+        if previous_attributes:
+            data["previous_attributes"] = previous_attributes
+        return cls(
+            id=event_id_for(dedupe_key),
+            type=type,
+            api_version=api_version,
+            livemode=livemode,
+            created=created,
+            source=source,
+            source_event_id=source_event_id,
+            object_type=object_type,
+            object_id=object_id,
+            data=data,
+            request=request or {"id": None, "idempotency_key": None},
+            dedupe_key=dedupe_key,
+        )
+
+    def to_json(self) -> bytes:
+        """The wire JSON (compact UTF-8), as delivered to endpoints."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        """Parse wire JSON produced by :meth:`to_json`."""
+        return cls.model_validate(orjson.loads(raw))
