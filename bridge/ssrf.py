@@ -18,6 +18,8 @@ hosts (``_resolve_host``: ``if is_ip_address(host): return [...]``, aiohttp 3.14
 A refused host name surfaces as ``aiohttp.ClientConnectorDNSError`` whose ``os_error`` is an
 :class:`UnsafeAddressError`; a refused literal raises :class:`UnsafeAddressError` itself.
 Both are ``OSError``; :func:`find_unsafe_address_error` finds the cause in either case.
+``allow_redirects=False`` is part of the guard, not a style choice: ``on_request_start`` runs
+once per ``session.request`` call, so a redirect to an IP literal would not be checked.
 
 Rule (:func:`is_forbidden_address`): an address is forbidden unless it is globally routable
 (``ipaddress``'s ``is_global``) and not multicast, reserved, private, loopback, link-local or
@@ -252,9 +254,7 @@ def ssrf_trace_config(*, allow_private: bool) -> aiohttp.TraceConfig:
         context: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        host = params.url.raw_host
-        if host is None:
-            return
+        host = params.url.raw_host or ""
         literal = _literal_ip(host)
         if literal is not None:
             _check_address(host, literal, allow_private)

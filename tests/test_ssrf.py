@@ -237,6 +237,14 @@ async def test_guarded_resolver_closes_only_resolvers_it_created() -> None:
     assert injected.closed is False
 
 
+async def test_guarded_resolver_default_inner_resolves_localhost() -> None:
+    guarded = GuardedResolver(allow_private=True)
+    results = await guarded.resolve("localhost", 80, family=socket.AF_UNSPEC)
+    await guarded.close()
+    assert results
+    assert all(ipaddress.ip_address(r["host"]).is_loopback for r in results)
+
+
 async def test_guarded_resolver_refuses_private_answer() -> None:
     guarded = GuardedResolver(
         allow_private=False, resolver=StaticResolver({"meta.example": ["169.254.169.254"]})
