@@ -51,7 +51,10 @@ def _specs(origin: Origin, *rows: tuple[str, str]) -> list[EventSpec]:
 # Produced from Stripe (by the rules of EVENTS.md) and passed through from Payment Kit.
 _NORMALIZED = _specs(
     "both",
-    ("checkout.session.completed", "A Checkout session completed and is paid (or needs no payment)"),
+    (
+        "checkout.session.completed",
+        "A Checkout session completed, paid (or needing no payment)",
+    ),
     ("checkout.session.async_payment_failed", "A delayed Checkout payment method failed"),
     ("checkout.session.expired", "A Checkout session expired unpaid"),
     ("customer.subscription.created", "A subscription was created"),

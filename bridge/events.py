@@ -36,9 +36,7 @@ class Event(BaseModel):
     object_type: str | None = None
     object_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
-    request: dict[str, Any] = Field(
-        default_factory=lambda: {"id": None, "idempotency_key": None}
-    )
+    request: dict[str, Any] = Field(default_factory=lambda: {"id": None, "idempotency_key": None})
     dedupe_key: str
 
     @classmethod

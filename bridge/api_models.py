@@ -1,0 +1,125 @@
+"""Request bodies of the admin API, validated with pydantic (400 naming the field)."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from dataclasses import replace
+from typing import Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge.catalog import UnknownEventTypeError, validate_patterns
+from bridge.errors import RequestError
+from bridge.ssrf import UnsafeURLError, check_url
+from bridge.store.base import Subscriber
+
+__all__ = ["EndpointCreate", "EndpointUpdate", "parse_body"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], raw: bytes) -> M:
+    """Parse a JSON body into ``model``; raises :class:`RequestError` (400) naming the field."""
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        raise RequestError("body must be JSON") from None
+    if not isinstance(data, dict):
+        raise RequestError("body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise RequestError(f"{loc}: {msg}") from None
+
+
+def _patterns(v: list[str] | None) -> list[str] | None:
+    if v is None:
+        return None
+    try:
+        return validate_patterns(v)
+    except UnknownEventTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _EndpointFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    enabled_events: list[str] | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    status: Literal["enabled", "disabled"] | None = None
+
+    @field_validator("enabled_events")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("must name at least one event type (or '*')")
+        return _patterns(v)
+
+    async def check_url(self, allow_private: bool) -> None:
+        """SSRF guard at registration (DESIGN.md); raises RequestError 400."""
+        if self.url is None:
+            return
+        try:
+            await check_url(self.url, allow_private=allow_private)
+        except UnsafeURLError as exc:
+            raise RequestError(f"url: {exc}") from None
+
+
+class EndpointCreate(_EndpointFields):
+    """``POST /api/webhook-endpoints``."""
+
+    url: str
+    enabled_events: list[str]
+    signature: Literal["standard", "stripe", "blocklet"] = "standard"
+    secret: str | None = None
+    livemode: bool = False
+    api_version: str | None = None
+    id: str | None = Field(default=None, pattern=r"^we_[A-Za-z0-9_]{1,64}$")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_shape(cls, v: str | None) -> str | None:
+        if v is not None and len(v) < 16:
+            raise ValueError("must be at least 16 characters (whsec_… recommended)")
+        return v
+
+    def to_subscriber(self, *, secret: str, now: float) -> Subscriber:
+        return Subscriber(
+            id=self.id or f"we_{_secrets.token_hex(12)}",
+            kind="endpoint",
+            enabled_events=list(self.enabled_events),
+            status=self.status or "enabled",
+            url=self.url,
+            signature=self.signature,
+            secret=secret,
+            description=self.description,
+            metadata=dict(self.metadata or {}),
+            created_via="api",
+            livemode=self.livemode,
+            api_version=self.api_version,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+class EndpointUpdate(_EndpointFields):
+    """``PUT /api/webhook-endpoints/{id}``: only the fields given change."""
+
+    signature: Literal["standard", "stripe", "blocklet"] | None = None
+
+    def apply(self, sub: Subscriber, *, now: float) -> Subscriber:
+        changes: dict[str, Any] = {"updated_at": now}
+        for name in ("url", "enabled_events", "description", "metadata", "status", "signature"):
+            value = getattr(self, name)
+            if value is not None:
+                changes[name] = value
+        if changes.get("status") == "enabled" and sub.status == "disabled":
+            changes["failing_since"] = None
+            changes["disabled_reason"] = None
+        return replace(sub, **changes)

@@ -1,0 +1,147 @@
+"""The aiohttp application: provider ingress, health, metrics, openevent, admin API.
+
+Route handlers are thin shims over :class:`bridge.service.Bridge`; one middleware maps
+:mod:`bridge.errors` to HTTP statuses and JSON error bodies ``{"error": {"type", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from adapters.base import InboundRequest
+from bridge.errors import BridgeError, PayloadTooLargeError, StoreError
+
+if TYPE_CHECKING:
+    from bridge.service import Bridge
+
+__all__ = ["BRIDGE_KEY", "create_app", "error_response"]
+
+log = logging.getLogger(__name__)
+
+BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("paybridge.bridge")
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, error_type: str, message: str) -> web.Response:
+    """The JSON error body every route answers with."""
+    return web.json_response(
+        {"error": {"type": error_type, "message": message}}, status=status, dumps=_dumps
+    )
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BridgeError as exc:
+        if isinstance(exc, StoreError):
+            log.warning("%s %s: store unavailable: %s", request.method, request.path, exc)
+            return error_response(503, exc.error_type, "store unavailable; retry later")
+        return error_response(exc.status, exc.error_type, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, "http_error", exc.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLargeError(f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _inbound(provider: str) -> _Handler:
+    async def handle(request: web.Request) -> web.Response:
+        bridge = request.app[BRIDGE_KEY]
+        if bridge.adapter(provider) is None:
+            return error_response(404, "not_found", f"source {provider} is not configured")
+        body = await _read_body(request, bridge.config.server.max_body_bytes)
+        inbound = InboundRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=request.headers,
+            body=body,
+            received_at=bridge.clock(),
+        )
+        try:
+            result = await bridge.ingest(provider, inbound)
+        except BridgeError as exc:
+            if not isinstance(exc, StoreError):
+                bridge.metrics.inbound.labels(provider, "rejected").inc()
+            raise
+        return web.json_response(
+            {
+                "received": True,
+                "duplicate": result.duplicate,
+                "events": [e.id for e in result.events],
+            },
+            dumps=_dumps,
+        )
+
+    return handle
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE_KEY]
+    try:
+        counts = await bridge.store.counts()
+    except StoreError as exc:
+        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "store": counts}, dumps=_dumps)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE_KEY]
+    return web.Response(body=bridge.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def _openevent(request: web.Request) -> web.Response:
+    from bridge.openevent import openevent_document
+
+    return web.json_response(openevent_document(), dumps=_dumps)
+
+
+def create_app(bridge: Bridge) -> web.Application:
+    """Build the application for ``bridge``; its cleanup context starts and stops it."""
+    from bridge.api import add_admin_routes
+
+    # Ingress enforces server.max_body_bytes itself (413 with a JSON body); the admin API
+    # bodies are small, aiohttp's own limit covers them.
+    app = web.Application(
+        middlewares=[_errors], client_max_size=bridge.config.server.max_body_bytes
+    )
+    app[BRIDGE_KEY] = bridge
+    app.router.add_post("/webhooks/stripe", _inbound("stripe"))
+    app.router.add_post("/webhooks/payment-kit", _inbound("payment_kit"))
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/.well-known/service/openevent.json", _openevent)
+    add_admin_routes(app, bridge)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await bridge.start()
+        yield
+        await bridge.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

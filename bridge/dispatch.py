@@ -1,0 +1,337 @@
+"""The dispatcher: runs deliveries to webhook endpoints and bus handlers, at least once.
+
+Deliveries arrive leased (from ingest, or claimed by the poll loop), wait in a queue per
+subscriber, and run with at most ``max_in_flight_per_endpoint`` attempts per subscriber and
+``max_in_flight`` in all, so a slow or dead endpoint only ever holds its own slots (no head-of-
+line blocking across subscribers). Every attempt is recorded before it is made; its outcome is
+classified in one place (:func:`bridge.retry.classify`) and the store reschedules, kills or
+completes the delivery. The same loop decides held PaymentIntent decisions (``deferred``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+
+from bridge.bus import EventBus
+from bridge.config import BusConfig, DeliveryConfig
+from bridge.errors import StoreError
+from bridge.metrics import Metrics
+from bridge.retry import Outcome, RetryPolicy, classify, parse_retry_after
+from bridge.store.base import Delivery, DeliveryOutcome, Store, Subscriber
+from bridge.webhook import WebhookSender, describe_error
+
+__all__ = ["Dispatcher", "InvoiceLookup"]
+
+log = logging.getLogger(__name__)
+
+InvoiceLookup = Callable[[str], Awaitable[str | None]]
+_QUEUE_MAX_PER_SUBSCRIBER = 2000
+
+
+class Dispatcher:
+    """See the module docstring. ``submit`` takes leased deliveries; ``start``/``stop``
+    run the poll loop (claims, held decisions) and drain in-flight work."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        sender: WebhookSender,
+        delivery: DeliveryConfig,
+        bus_config: BusConfig,
+        owner: str,
+        lease_s: float,
+        metrics: Metrics,
+        correlation_window_s: float = 120.0,
+        invoice_lookup: InvoiceLookup | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store, self.bus, self.sender = store, bus, sender
+        self.cfg, self.bus_cfg = delivery, bus_config
+        self.owner, self.lease_s = owner, lease_s
+        self.metrics, self.clock, self.rand = metrics, clock, rand
+        self.correlation_window_s = correlation_window_s
+        self.invoice_lookup = invoice_lookup
+        self.policy = RetryPolicy(
+            tuple(delivery.schedule_s), delivery.jitter, delivery.retry_after_max_s
+        )
+        self._queues: dict[str, deque[Delivery]] = {}
+        self._inflight: dict[str, int] = {}
+        self._known: set[int] = set()
+        self._total = 0
+        self._subs: dict[str, Subscriber] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.refresh_subscribers()
+        self._loop_task = asyncio.create_task(self._run(), name="paybridge-dispatch")
+
+    async def stop(self, timeout_s: float) -> dict[str, int]:
+        """Stop claiming, wait up to ``timeout_s`` for attempts in flight, give back the leases
+        of queued deliveries. Returns a summary for the shutdown log line."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        queued = [d.id for q in self._queues.values() for d in q]
+        self._queues.clear()
+        with contextlib.suppress(StoreError):
+            await self.store.release(queued, owner=self.owner)
+        in_flight = self._total
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            for t in pending:
+                t.cancel()
+            in_flight = len(pending)
+        return {"released": len(queued), "abandoned_in_flight": in_flight}
+
+    def invalidate(self) -> None:
+        """Subscribers changed (admin API): reload them at the next tick."""
+        self._subs.clear()
+        self._wake.set()
+
+    async def refresh_subscribers(self) -> None:
+        page = await self.store.list_subscribers(limit=1_000_000)
+        self._subs = {s.id: s for s in page.items}
+
+    # -- intake ---------------------------------------------------------------------------------
+    def submit(self, deliveries: Iterable[Delivery]) -> None:
+        """Queue deliveries already leased to this instance."""
+        overflow: list[int] = []
+        for d in deliveries:
+            if d.id in self._known:
+                continue
+            q = self._queues.setdefault(d.subscriber_id, deque())
+            if len(q) >= _QUEUE_MAX_PER_SUBSCRIBER or self._stopping:
+                overflow.append(d.id)  # given back: the poll loop claims it when there is room
+                continue
+            self._known.add(d.id)
+            q.append(d)
+            self._idle.clear()
+        if overflow:
+            self._spawn(self.store.release(overflow, owner=self.owner))
+        self._pump()
+
+    def _pump(self) -> None:
+        limit = self.cfg.max_in_flight_per_endpoint
+        for sid, q in list(self._queues.items()):
+            while q and self._inflight.get(sid, 0) < limit and self._total < self.cfg.max_in_flight:
+                d = q.popleft()
+                self._inflight[sid] = self._inflight.get(sid, 0) + 1
+                self._total += 1
+                self._spawn(self._attempt(d))
+            if not q:
+                del self._queues[sid]
+        self.metrics.in_flight.set(self._total)
+        self.metrics.queued.set(sum(len(q) for q in self._queues.values()))
+        if self._total == 0 and not self._queues:
+            self._idle.set()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait until nothing is queued or in flight here (tests and benchmarks)."""
+        await self._idle.wait()
+
+    # -- one attempt ----------------------------------------------------------------------------
+    async def _subscriber(self, sid: str) -> Subscriber | None:
+        sub = self._subs.get(sid)
+        if sub is None:
+            sub = await self.store.get_subscriber(sid)
+            if sub is not None:
+                self._subs[sid] = sub
+        return sub
+
+    async def _attempt(self, d: Delivery) -> None:
+        try:
+            await self._attempt_inner(d)
+        except StoreError as exc:
+            log.warning(
+                "delivery %s: store unavailable (%s); lease will expire and retry", d.id, exc
+            )
+        except Exception:
+            log.exception("delivery %s: unexpected error", d.id)
+        finally:
+            self._known.discard(d.id)
+            self._inflight[d.subscriber_id] -= 1
+            if not self._inflight[d.subscriber_id]:
+                del self._inflight[d.subscriber_id]
+            self._total -= 1
+            self._pump()
+
+    async def _attempt_inner(self, d: Delivery) -> None:
+        sub = await self._subscriber(d.subscriber_id)
+        if sub is None or sub.status != "enabled":
+            await self.store.release([d.id], owner=self.owner)
+            return
+        now = self.clock()
+        attempt_id = await self.store.start_attempt(
+            d.id, now=now, owner=self.owner, lease_s=self.lease_s
+        )
+        if attempt_id is None:  # another instance holds it now, or it is no longer pending
+            return
+        attempt_no = d.attempts + 1
+        if sub.kind == "handler":
+            outcome = await self._run_handler(sub, d, attempt_no)
+        else:
+            outcome = await self._post(sub, d, attempt_no)
+        await self.store.finish_attempt(
+            attempt_id,
+            d.id,
+            outcome,
+            now=self.clock(),
+            disable_after_failing_s=self.cfg.disable_after_failing_s,
+        )
+        if outcome.disable_endpoint or not outcome.delivered:
+            self._subs.pop(sub.id, None)  # its failure streak or status may have changed
+        self._log_outcome(sub, d, attempt_no, outcome)
+
+    async def _post(self, sub: Subscriber, d: Delivery, attempt_no: int) -> DeliveryOutcome:
+        res = await self.sender.send(sub, d.event)
+        verdict = classify(res.status, res.error)
+        self.metrics.deliveries.labels("endpoint", verdict.value).inc()
+        self.metrics.delivery_seconds.labels("endpoint").observe(res.duration_ms / 1000)
+        error = describe_error(res.error) if res.error is not None else None
+        if verdict is Outcome.DELIVERED:
+            return DeliveryOutcome(True, res.status, None, res.response_body, res.duration_ms)
+        if verdict is Outcome.DISABLE_ENDPOINT:
+            return DeliveryOutcome(
+                False,
+                res.status,
+                error,
+                res.response_body,
+                res.duration_ms,
+                None,
+                disable_endpoint=f"endpoint answered {res.status} Gone",
+            )
+        now = self.clock()
+        delay = self.policy.delay_with_retry_after(
+            attempt_no, self.rand(), parse_retry_after(res.retry_after, now)
+        )
+        nxt = None if delay is None else now + delay
+        return DeliveryOutcome(False, res.status, error, res.response_body, res.duration_ms, nxt)
+
+    async def _run_handler(self, sub: Subscriber, d: Delivery, attempt_no: int) -> DeliveryOutcome:
+        name = sub.id[len("handler:") :]
+        started = time.perf_counter()
+        try:
+            await self.bus.run_handler(name, d.event, timeout_s=self.bus_cfg.handler_timeout_s)
+        except Exception as exc:  # a handler's failure is data, never a crash
+            ms = (time.perf_counter() - started) * 1000
+            self.metrics.deliveries.labels("handler", "retry").inc()
+            delay = self.policy.next_delay_s(attempt_no, self.rand())
+            nxt = None if delay is None else self.clock() + delay
+            return DeliveryOutcome(False, None, describe_error(exc), None, ms, nxt)
+        ms = (time.perf_counter() - started) * 1000
+        self.metrics.deliveries.labels("handler", "delivered").inc()
+        self.metrics.delivery_seconds.labels("handler").observe(ms / 1000)
+        return DeliveryOutcome(True, None, None, None, ms)
+
+    def _log_outcome(
+        self, sub: Subscriber, d: Delivery, attempt_no: int, o: DeliveryOutcome
+    ) -> None:
+        if o.delivered:
+            log.debug("delivered event=%s to=%s attempt=%d", d.event.id, sub.id, attempt_no)
+        elif o.disable_endpoint:
+            log.warning("disabled endpoint=%s: %s", sub.id, o.disable_endpoint)
+        elif o.next_attempt_at is None:
+            log.warning(
+                "dead event=%s to=%s after %d attempts: %s", d.event.id, sub.id, attempt_no, o.error
+            )
+        else:
+            log.info(
+                "retry event=%s to=%s attempt=%d status=%s error=%s in %.1fs",
+                d.event.id,
+                sub.id,
+                attempt_no,
+                o.status_code,
+                o.error,
+                o.next_attempt_at - self.clock(),
+            )
+
+    # -- the poll loop --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except StoreError as exc:
+                log.warning("dispatcher: store unavailable: %s", exc)
+            except Exception:
+                log.exception("dispatcher tick failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.poll_interval_s):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def tick(self) -> None:
+        """One round: reload subscribers if needed, decide due held PaymentIntents, claim due
+        deliveries up to the free capacity."""
+        if not self._subs:
+            await self.refresh_subscribers()
+        await self._decide_deferred()
+        free = self.cfg.max_in_flight - self._total - sum(len(q) for q in self._queues.values())
+        if free <= 0:
+            return
+        busy = [
+            sid for sid, n in self._inflight.items() if n >= self.cfg.max_in_flight_per_endpoint
+        ]
+        claimed = await self.store.claim_due(
+            now=self.clock(),
+            owner=self.owner,
+            lease_s=self.lease_s,
+            limit=free,
+            handlers=self.bus.names,
+            exclude_subscribers=busy,
+        )
+        self.submit(claimed)
+
+    async def _decide_deferred(self) -> None:
+        due = await self.store.claim_due_deferred(
+            now=self.clock(), owner=self.owner, lease_s=self.lease_s, limit=100
+        )
+        for held in due:
+            invoice: str | None = None
+            if self.invoice_lookup is not None:
+                try:
+                    invoice = await self.invoice_lookup(held.payment_intent)
+                except Exception as exc:
+                    log.warning(
+                        "invoice look-up for %s failed (%s); deciding on stored events",
+                        held.payment_intent,
+                        type(exc).__name__,
+                    )
+            res = await self.store.resolve_deferred(
+                held.id,
+                emit=invoice is None,
+                invoice=invoice,
+                now=self.clock(),
+                owner=self.owner,
+                lease_s=self.lease_s,
+                local_handlers=self.bus.names,
+            )
+            log.info(
+                "held payment_intent=%s decided: %s",
+                held.payment_intent,
+                f"emitted {len(res.events)}" if res.events else f"dropped (invoice {invoice})",
+            )
+            for ev in res.events:
+                self.metrics.events.labels(ev.type).inc()
+            self.submit(res.deliveries)

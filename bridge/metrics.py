@@ -1,0 +1,51 @@
+"""Prometheus metrics, one registry per :class:`bridge.service.Bridge` (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """The counters paybridge keeps; :meth:`render` gives the text exposition format."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.inbound = Counter(
+            "paybridge_inbound_requests",
+            "Provider webhook requests by source and outcome",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "paybridge_canonical_events",
+            "Canonical events stored, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "paybridge_delivery_attempts",
+            "Delivery attempts by subscriber kind and result",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "paybridge_delivery_duration_seconds",
+            "Duration of delivery attempts",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "paybridge_deliveries_in_flight",
+            "Delivery attempts running now",
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "paybridge_deliveries_queued",
+            "Deliveries leased by this instance, waiting for a slot",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,367 @@
+"""The composition root: :class:`Bridge` wires config, store, adapters, bus and dispatcher.
+
+Library use::
+
+    bridge = Bridge.from_config("config.yaml")
+
+    @bridge.bus.on("customer.subscription.started")
+    async def grant(event: Event) -> None: ...
+
+    app = bridge.web_app()          # aiohttp Application; its cleanup_ctx starts/stops the bridge
+
+or, without a web server, ``async with bridge: await bridge.ingest("stripe", request)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import Adapter, InboundRequest, Normalized, ProviderEvent
+from bridge.bus import EventBus, HandlerSpec
+from bridge.config import Config, EndpointConfig, load_config
+from bridge.errors import ConfigError, StoreError
+from bridge.metrics import Metrics
+from bridge.store import create_store
+from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
+from bridge.webhook import WebhookSender
+
+if TYPE_CHECKING:
+    import stripe
+    from aiohttp import web
+
+    from bridge.dispatch import Dispatcher
+
+__all__ = ["Bridge"]
+
+log = logging.getLogger(__name__)
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Bridge:
+    """One paybridge instance. Create with :meth:`from_config` or ``Bridge(config)``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store if store is not None else create_store(config.store.url)
+        self.bus = EventBus()
+        self.bus.on_change = self._handler_changed
+        self.metrics = Metrics()
+        self.owner = _owner_id()
+        # A lease must outlive one attempt, or a slow attempt could be taken over mid-flight.
+        self.lease_s = max(
+            config.store.lease_s,
+            config.delivery.timeout_s + 10,
+            config.bus.handler_timeout_s + 10,
+        )
+        self.adapters: dict[str, Adapter] = self._make_adapters(config)
+        self.dispatcher: Dispatcher | None = None
+        self._sender: WebhookSender | None = None
+        self._started = False
+        self._background: set[asyncio.Task[object]] = set()
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None) -> Bridge:
+        """Load the YAML config (see :func:`bridge.config.load_config`); raises ConfigError."""
+        return cls(load_config(path))
+
+    @staticmethod
+    def _make_adapters(config: Config) -> dict[str, Adapter]:
+        adapters: dict[str, Adapter] = {}
+        stripe_cfg = config.sources.stripe
+        if stripe_cfg is not None:
+            from adapters.stripe import StripeAdapter
+
+            adapters["stripe"] = StripeAdapter(
+                [s.get_secret_value() for s in stripe_cfg.signing_secrets],
+                tolerance_s=stripe_cfg.tolerance_s,
+            )
+        pk = config.sources.payment_kit
+        if pk is not None and (pk.signing_secrets or pk.app_public_key):
+            from adapters.payment_kit import PaymentKitAdapter
+
+            adapters["payment_kit"] = PaymentKitAdapter(
+                [s.get_secret_value() for s in pk.signing_secrets],
+                app_public_key=pk.app_public_key,
+                tolerance_s=pk.tolerance_s,
+            )
+        return adapters
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store, apply YAML endpoints and bus handlers, start delivering."""
+        if self._started:
+            return
+        from bridge.dispatch import Dispatcher
+
+        await self.store.open()
+        await self._apply_config_endpoints()
+        for spec in self.bus.handlers:
+            await self._put_handler(spec)
+        pk = self.config.sources.payment_kit
+        self._sender = WebhookSender(
+            timeout_s=self.config.delivery.timeout_s,
+            allow_private_networks=self.config.delivery.allow_private_networks,
+            app_secret_key=(
+                pk.app_secret_key.get_secret_value() if pk and pk.app_secret_key else None
+            ),
+            clock=self.clock,
+        )
+        await self._sender.start()
+        stripe_cfg = self.config.sources.stripe
+        self.dispatcher = Dispatcher(
+            store=self.store,
+            bus=self.bus,
+            sender=self._sender,
+            delivery=self.config.delivery,
+            bus_config=self.config.bus,
+            owner=self.owner,
+            lease_s=self.lease_s,
+            metrics=self.metrics,
+            correlation_window_s=stripe_cfg.correlation_window_s if stripe_cfg else 120.0,
+            invoice_lookup=self._invoice_lookup(),
+            clock=self.clock,
+        )
+        await self.dispatcher.start()
+        self._started = True
+        log.info(
+            "paybridge started (owner %s, store %s)", self.owner, self.store.__class__.__name__
+        )
+
+    async def stop(self) -> None:
+        """Stop delivering (in-flight attempts get ``server.shutdown_timeout_s``), release
+        leases, close the store. Logs one summary line."""
+        if not self._started:
+            return
+        self._started = False
+        summary: dict[str, int] = {}
+        if self.dispatcher is not None:
+            summary = await self.dispatcher.stop(self.config.server.shutdown_timeout_s)
+        for task in list(self._background):
+            task.cancel()
+        if self._sender is not None:
+            await self._sender.close()
+        await self.store.close()
+        log.info(
+            "paybridge stopped: %d queued deliveries released, %d attempts abandoned in flight",
+            summary.get("released", 0),
+            summary.get("abandoned_in_flight", 0),
+        )
+
+    async def __aenter__(self) -> Bridge:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def web_app(self) -> web.Application:
+        """The aiohttp application (ingress, admin API, health, metrics); mount it or run it.
+        Its ``cleanup_ctx`` starts and stops this bridge."""
+        from bridge.app import create_app
+
+        return create_app(self)
+
+    # -- subscribers ----------------------------------------------------------------------------
+    async def _apply_config_endpoints(self) -> None:
+        from bridge.ssrf import UnsafeURLError, check_url_syntax
+
+        now = self.clock()
+        wanted = {ep.id: ep for ep in self.config.endpoints}
+        for ep in self.config.endpoints:
+            try:
+                check_url_syntax(ep.url)
+            except UnsafeURLError as exc:
+                raise ConfigError(str(exc), key=f"endpoints[{ep.id}].url") from None
+            old = await self.store.get_subscriber(ep.id)
+            await self.store.put_subscriber(self._endpoint_from_config(ep, old, now))
+        page = await self.store.list_subscribers(kind="endpoint", limit=1_000_000)
+        for sub in page.items:
+            if sub.created_via == "config" and sub.id not in wanted:
+                await self.store.delete_subscriber(sub.id)
+                log.info("endpoint %s removed: no longer in the config", sub.id)
+
+    @staticmethod
+    def _endpoint_from_config(ep: EndpointConfig, old: Subscriber | None, now: float) -> Subscriber:
+        return Subscriber(
+            id=ep.id,
+            kind="endpoint",
+            enabled_events=list(ep.enabled_events),
+            status=ep.status,
+            url=ep.url,
+            signature=ep.signature,
+            secret=ep.secret.get_secret_value() if ep.secret else None,
+            description=ep.description,
+            metadata=dict(ep.metadata),
+            created_via="config",
+            livemode=ep.livemode,
+            created_at=old.created_at if old else now,
+            updated_at=now,
+            failing_since=old.failing_since if old else None,
+        )
+
+    async def _put_handler(self, spec: HandlerSpec) -> None:
+        now = self.clock()
+        old = await self.store.get_subscriber(spec.subscriber_id)
+        await self.store.put_subscriber(
+            Subscriber(
+                id=spec.subscriber_id,
+                kind="handler",
+                enabled_events=list(spec.patterns),
+                created_via="code",
+                created_at=old.created_at if old else now,
+                updated_at=now,
+            )
+        )
+
+    def _handler_changed(self, spec: HandlerSpec, removed: bool) -> None:
+        if not self._started:
+            return  # start() persists every registration
+        coro = (
+            self.store.delete_subscriber(spec.subscriber_id) if removed else self._put_handler(spec)
+        )
+        self._spawn(coro)
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._invalidate)
+
+    def _invalidate(self, _task: object = None) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.invalidate()
+
+    # -- ingress --------------------------------------------------------------------------------
+    def adapter(self, provider: str) -> Adapter | None:
+        return self.adapters.get(provider)
+
+    async def ingest(self, provider: str, request: InboundRequest) -> IngestResult:
+        """Verify, parse, normalize and store one provider request; hand its deliveries to the
+        dispatcher. Raises ``SignatureError``/``PayloadError`` (nothing stored), ``StoreError``
+        (nothing acked), ``LookupError`` when ``provider`` is not configured."""
+        adapter = self.adapters.get(provider)
+        if adapter is None:
+            raise LookupError(f"source {provider!r} is not configured")
+        adapter.verify(request)
+        event = adapter.parse(request.body)
+        normalized = adapter.normalize(event)
+        result = await self._store(event, normalized, request.body, request.received_at)
+        if event.shape == "thin" and not result.duplicate:
+            self._after_thin(event)
+        return result
+
+    async def _store(
+        self, event: ProviderEvent, normalized: Normalized, raw: bytes, received_at: float
+    ) -> IngestResult:
+        if not self._started:
+            raise StoreError("paybridge is not started")
+        stripe_cfg = self.config.sources.stripe
+        window = stripe_cfg.correlation_window_s if stripe_cfg else 120.0
+        result = await self.store.ingest(
+            InboxRecord(event.provider, event.id, event.type, received_at, raw),
+            normalized,
+            now=self.clock(),
+            correlation_window_s=window,
+            owner=self.owner,
+            lease_s=self.lease_s,
+            local_handlers=self.bus.names,
+        )
+        outcome = (
+            "duplicate"
+            if result.duplicate
+            else "ignored"
+            if normalized.produces_nothing
+            else "stored"
+        )
+        self.metrics.inbound.labels(event.provider, outcome).inc()
+        if normalized.ignored_reason and not result.duplicate:
+            log.info("ignored %s %s: %s", event.provider, event.id, normalized.ignored_reason)
+        for ev in result.events:
+            self.metrics.events.labels(ev.type).inc()
+        if self.dispatcher is not None:
+            self.dispatcher.submit(result.deliveries)
+        return result
+
+    # -- Stripe API look-ups (deferred steps, never inside a request) --------------------------
+    def _stripe_client(self) -> stripe.StripeClient | None:
+        cfg = self.config.sources.stripe
+        if cfg is None or cfg.api_key is None:
+            return None
+        from adapters.stripe_api import make_client
+
+        return make_client(cfg.api_key.get_secret_value(), cfg.api_base)
+
+    def _invoice_lookup(self) -> Callable[[str], Awaitable[str | None]] | None:
+        client = self._stripe_client()
+        if client is None:
+            return None
+        from adapters.stripe_api import find_invoice_for_payment_intent
+
+        async def lookup(pi: str) -> str | None:
+            return await find_invoice_for_payment_intent(client, pi)
+
+        return lookup
+
+    def _after_thin(self, event: ProviderEvent) -> None:
+        client = self._stripe_client()
+        if client is None:
+            log.info(
+                "thin event %s stored and ignored: no sources.stripe.api_key to fetch it", event.id
+            )
+            return
+        self._spawn(self._fetch_thin(client, event))
+
+    async def _fetch_thin(self, client: stripe.StripeClient, event: ProviderEvent) -> None:
+        from adapters.stripe_api import fetch_related_object
+
+        from adapters.stripe import StripeAdapter, snapshot_from_thin
+
+        try:
+            obj = await fetch_related_object(client, event.payload)
+        except Exception as exc:
+            log.warning("thin event %s: fetching the related object failed: %s", event.id, exc)
+            return
+        if obj is None:
+            return
+        snap = snapshot_from_thin(event, obj)
+        adapter = self.adapters["stripe"]
+        assert isinstance(adapter, StripeAdapter)
+        normalized = adapter.normalize(snap)
+        record_id = ProviderEvent(
+            provider="stripe",
+            id=f"{event.id}:fetched",
+            type=snap.type,
+            created=snap.created,
+            payload=snap.payload,
+            livemode=snap.livemode,
+            shape="snapshot",
+        )
+        with contextlib.suppress(StoreError):
+            import orjson
+
+            await self._store(record_id, normalized, orjson.dumps(snap.payload), self.clock())

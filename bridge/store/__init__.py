@@ -1,0 +1,43 @@
+"""Stores: one contract (:mod:`bridge.store.base`), an embedded SQLite implementation and a
+PostgreSQL one for several instances. :func:`open_store` picks one from ``store.url``."""
+
+from __future__ import annotations
+
+from bridge.store.base import (
+    AttemptRecord,
+    ClaimedDeferred,
+    Delivery,
+    DeliveryOutcome,
+    InboxRecord,
+    IngestResult,
+    Page,
+    Store,
+    Subscriber,
+)
+
+__all__ = [
+    "AttemptRecord",
+    "ClaimedDeferred",
+    "Delivery",
+    "DeliveryOutcome",
+    "InboxRecord",
+    "IngestResult",
+    "Page",
+    "Store",
+    "Subscriber",
+    "create_store",
+]
+
+
+def create_store(url: str) -> Store:
+    """A store for ``url`` (``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite://:memory:``
+    or ``postgresql://…``). Call ``await store.open()`` before use."""
+    if url.startswith("sqlite://"):
+        from bridge.store.sqlite import SqliteStore
+
+        return SqliteStore.from_url(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from bridge.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported store url scheme: {url.split(':', 1)[0]!r}")

@@ -1,0 +1,312 @@
+"""The store contract. Every implementation gives the same semantics:
+
+- :meth:`Store.ingest` is **one transaction**: the inbox row (unique on provider + provider
+  event id), the canonical events (unique on ``dedupe_key``), PaymentIntent links and held
+  decisions, and one delivery row per (new event, matching subscriber). It returns only after
+  commit; on failure it raises :class:`bridge.errors.StoreError` and nothing is kept.
+- Deliveries are claimed with a lease (``lease_owner``, ``lease_until``); a claim whose owner
+  died is taken over once the lease expires. Deliveries created by :meth:`ingest` come back
+  already leased to the ingesting instance, so it can send them without another round trip.
+- Subscribers are webhook endpoints (``we_…``) and durable bus handlers (``handler:<name>``).
+
+All times are unix seconds (float) passed in by the caller: the store has no clock.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from adapters.base import Normalized
+from bridge.events import Event
+
+__all__ = [
+    "AttemptRecord",
+    "ClaimedDeferred",
+    "Delivery",
+    "DeliveryOutcome",
+    "InboxRecord",
+    "IngestResult",
+    "Page",
+    "Store",
+    "Subscriber",
+]
+
+T = TypeVar("T")
+SubscriberKind = Literal["endpoint", "handler"]
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list and the total count (the API's ``{"count", "list"}``)."""
+
+    count: int
+    items: list[T]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    """One accepted provider request."""
+
+    provider: str
+    provider_event_id: str
+    type: str
+    received_at: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A webhook endpoint or a durable bus handler."""
+
+    id: str
+    kind: SubscriberKind
+    enabled_events: list[str]
+    status: Literal["enabled", "disabled"] = "enabled"
+    url: str | None = None
+    signature: Literal["standard", "stripe", "blocklet"] = "standard"
+    secret: str | None = None
+    previous_secret: str | None = None
+    previous_secret_expires_at: float | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_via: Literal["api", "config", "code"] = "api"
+    livemode: bool = False
+    api_version: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    failing_since: float | None = None
+    disabled_reason: str | None = None
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets to sign with now: the current one, plus the previous one during rotation."""
+        out = [self.secret] if self.secret else []
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at is not None
+            and now < self.previous_secret_expires_at
+        ):
+            out.append(self.previous_secret)
+        return out
+
+    def __repr__(self) -> str:  # never show secrets
+        return f"Subscriber(id={self.id!r}, kind={self.kind!r}, status={self.status!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event owed to one subscriber; ``attempts`` made so far."""
+
+    id: int
+    event: Event
+    subscriber_id: str
+    attempts: int
+    next_attempt_at: float
+    status: DeliveryStatus = "pending"
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one :meth:`Store.ingest` committed."""
+
+    duplicate: bool
+    events: list[Event] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    held: int = 0  # PaymentIntent decisions now waiting for the correlation window
+    dropped: int = 0  # held or new PI decisions dropped because the PI pays an invoice
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDeferred:
+    """A held PaymentIntent decision whose window has passed, leased to the caller."""
+
+    id: int
+    payment_intent: str
+    livemode: bool
+    events: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """The result of one attempt, decided by the dispatcher (``bridge.retry.classify``)."""
+
+    delivered: bool
+    status_code: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+    duration_ms: float = 0.0
+    next_attempt_at: float | None = None  # None and not delivered → dead
+    disable_endpoint: str | None = None  # a reason: disable the subscriber now
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One delivery attempt as the API shows it."""
+
+    id: int
+    delivery_id: int
+    event_id: str
+    subscriber_id: str
+    attempt: int
+    started_at: float
+    finished_at: float | None
+    status: Literal["pending", "succeeded", "failed"]
+    status_code: int | None
+    duration_ms: float | None
+    error: str | None
+    response_body: str | None
+    delivery_status: DeliveryStatus = "pending"
+
+
+class Store(abc.ABC):
+    """The persistence contract; see the module docstring for the semantics.
+
+    Every method raises :class:`bridge.errors.StoreError` when the database cannot answer.
+    """
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations (safe when several instances start at once)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    # -- ingress ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def ingest(
+        self,
+        record: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        """Store one provider event and what it means, in one transaction (module docstring).
+
+        Deliveries to endpoints and to handlers in ``local_handlers`` come back leased to
+        ``owner``; deliveries to other handlers are left unleased for their processes."""
+
+    @abc.abstractmethod
+    async def claim_due_deferred(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedDeferred]:
+        """Lease held PaymentIntent decisions whose window has passed."""
+
+    @abc.abstractmethod
+    async def resolve_deferred(
+        self,
+        deferred_id: int,
+        *,
+        emit: bool,
+        now: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+        invoice: str | None = None,
+    ) -> IngestResult:
+        """Emit (``emit=True``) or drop a held decision in one transaction. A link stored since
+        the claim wins: the events are then dropped whatever ``emit`` says."""
+
+    # -- subscribers --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_subscriber(self, sub: Subscriber) -> Subscriber:
+        """Insert or replace a subscriber (by id)."""
+
+    @abc.abstractmethod
+    async def get_subscriber(self, subscriber_id: str) -> Subscriber | None: ...
+
+    @abc.abstractmethod
+    async def delete_subscriber(self, subscriber_id: str) -> bool:
+        """Delete a subscriber and its pending deliveries; False when unknown."""
+
+    @abc.abstractmethod
+    async def list_subscribers(
+        self,
+        *,
+        kind: SubscriberKind | None = None,
+        livemode: bool | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Subscriber]: ...
+
+    # -- deliveries ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_due(
+        self,
+        *,
+        now: float,
+        owner: str,
+        lease_s: float,
+        limit: int,
+        handlers: Sequence[str],
+        exclude_subscribers: Sequence[str] = (),
+    ) -> list[Delivery]:
+        """Lease pending deliveries that are due, to enabled endpoints or to ``handlers``
+        (names, without the ``handler:`` prefix), skipping ``exclude_subscribers``; a delivery
+        leased by a live owner is never handed out twice (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL, the single writer on SQLite)."""
+
+    @abc.abstractmethod
+    async def start_attempt(
+        self, delivery_id: int, *, now: float, owner: str, lease_s: float
+    ) -> int | None:
+        """Record an attempt before it is made and extend the lease to ``now + lease_s``;
+        returns the attempt id, or None when ``owner`` no longer holds the lease (another
+        instance took the delivery over, or it is no longer pending): then do not send."""
+
+    @abc.abstractmethod
+    async def finish_attempt(
+        self,
+        attempt_id: int,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        *,
+        now: float,
+        disable_after_failing_s: float,
+    ) -> None:
+        """Record the outcome, reschedule or kill the delivery, release its lease, and keep
+        the subscriber's failure streak (disabling it after ``disable_after_failing_s``)."""
+
+    @abc.abstractmethod
+    async def release(self, delivery_ids: Sequence[int], *, owner: str) -> None:
+        """Give back leases of deliveries not yet attempted (graceful shutdown)."""
+
+    @abc.abstractmethod
+    async def resend(
+        self, event_id: str, *, now: float, subscriber_id: str | None = None
+    ) -> list[int]:
+        """Queue fresh deliveries of a stored event: to one subscriber, or to every enabled
+        endpoint whose ``enabled_events`` match. Returns the new delivery ids."""
+
+    # -- reads ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def list_events(
+        self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
+    ) -> Page[Event]:
+        """Canonical events, newest first; ``limit=None`` lists them all."""
+
+    @abc.abstractmethod
+    async def get_event(self, event_id: str) -> Event | None: ...
+
+    @abc.abstractmethod
+    async def list_attempts(
+        self,
+        *,
+        event_id: str | None = None,
+        subscriber_id: str | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> Page[AttemptRecord]:
+        """Delivery attempts, newest first."""
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, int]:
+        """Row counts for health and metrics: inbox, ignored, events, pending, dead, held."""

@@ -1,0 +1,135 @@
+"""SQLite schema, as numbered migrations applied in order at start (``schema_migrations``)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE inbox (
+            provider TEXT NOT NULL,
+            provider_event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            ignored_reason TEXT,
+            event_count INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            PRIMARY KEY (provider, provider_event_id)
+        );
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_event_id TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            stored_at REAL NOT NULL,
+            body BLOB NOT NULL
+        );
+        CREATE INDEX events_by_type ON events (type, seq);
+        CREATE TABLE subscribers (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            enabled_events TEXT NOT NULL,
+            status TEXT NOT NULL,
+            url TEXT,
+            signature TEXT NOT NULL,
+            secret TEXT,
+            previous_secret TEXT,
+            previous_secret_expires_at REAL,
+            description TEXT,
+            metadata TEXT,
+            created_via TEXT NOT NULL,
+            livemode INTEGER NOT NULL,
+            api_version TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            failing_since REAL,
+            disabled_reason TEXT
+        );
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL,
+            subscriber_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+        CREATE INDEX deliveries_by_event ON deliveries (event_id);
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            delivery_id INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            subscriber_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            outcome TEXT NOT NULL,
+            status_code INTEGER,
+            duration_ms REAL,
+            error TEXT,
+            response_body TEXT
+        );
+        CREATE INDEX attempts_by_event ON attempts (event_id, id);
+        CREATE INDEX attempts_by_delivery ON attempts (delivery_id);
+        CREATE TABLE pi_links (
+            payment_intent TEXT PRIMARY KEY,
+            invoice TEXT NOT NULL
+        );
+        CREATE TABLE pi_standalone (
+            payment_intent TEXT PRIMARY KEY
+        );
+        CREATE TABLE deferred (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            payment_intent TEXT NOT NULL,
+            livemode INTEGER NOT NULL,
+            decide_at REAL NOT NULL,
+            events BLOB NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX deferred_by_pi ON deferred (payment_intent);
+        CREATE INDEX deferred_due ON deferred (decide_at);
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations, each in its own transaction; return the schema version."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at REAL)"
+    )
+    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+    current = int(row[0])
+    for version, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in filter(str.strip, sql.split(";")):
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        current = version
+    return current

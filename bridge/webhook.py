@@ -1,0 +1,151 @@
+"""Outbound webhook requests: body, signature headers per scheme, one guarded POST.
+
+Schemes (DESIGN.md "Outbound webhook request"): ``standard`` (Standard Webhooks, the default),
+``stripe`` (``X-Webhook-Signature: t=…,v1=…``) and ``blocklet`` (Blocklet component signature
+over a Payment Kit webhook-event body). The HTTP session refuses private addresses unless
+allowed (:mod:`bridge.ssrf`), follows no redirects and ignores proxy variables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import orjson
+
+from bridge.events import Event
+from bridge.signing import standard_webhook_headers, stripe_scheme_headers
+from bridge.ssrf import GuardedResolver, find_unsafe_address_error, ssrf_trace_config
+from bridge.store.base import Subscriber
+
+__all__ = ["SendResult", "WebhookSender", "build_request"]
+
+_RESPONSE_BODY_MAX = 1024
+USER_AGENT = "paybridge-webhooks/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one POST gave: a status, or the error that stopped it."""
+
+    status: int | None
+    error: BaseException | None
+    response_body: str | None
+    retry_after: str | None
+    duration_ms: float
+
+
+def build_request(
+    sub: Subscriber, event: Event, *, now: float, app_secret_key: str | None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers for delivering ``event`` to ``sub``.
+
+    Raises ValueError when the subscriber cannot be signed for (no secret, malformed secret,
+    or ``blocklet`` without ``sources.payment_kit.app_secret_key``)."""
+    ts = int(now)
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if sub.signature == "blocklet":
+        from bridge.blocklet import sign_component, to_payment_kit_event
+
+        if not app_secret_key:
+            raise ValueError("signature 'blocklet' needs sources.payment_kit.app_secret_key")
+        obj = to_payment_kit_event(event)
+        body = orjson.dumps(obj)
+        parts = urlsplit(sub.url or "")
+        headers.update(
+            sign_component(
+                body=obj,
+                method="post",
+                path=parts.path or "/",
+                query=dict(parse_qsl(parts.query)),
+                secret_key=app_secret_key,
+                now=ts,
+            )
+        )
+        headers["webhook-id"] = event.id
+        return body, headers
+    body = event.to_json()
+    secrets = sub.signing_secrets(now)
+    if not secrets:
+        raise ValueError(f"endpoint {sub.id} has no signing secret")
+    if sub.signature == "stripe":
+        headers.update(stripe_scheme_headers(ts, body, secrets))
+        headers["webhook-id"] = event.id
+    else:
+        headers.update(standard_webhook_headers(event.id, ts, body, secrets))
+    return body, headers
+
+
+class WebhookSender:
+    """Owns the outbound HTTP session; :meth:`send` makes one attempt and never raises for
+    network or HTTP failures (they come back in :class:`SendResult`)."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        allow_private_networks: bool,
+        app_secret_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._allow_private = allow_private_networks
+        self._app_secret_key = app_secret_key
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(allow_private=self._allow_private),
+            limit=0,
+            limit_per_host=0,
+            ttl_dns_cache=None,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            trace_configs=[ssrf_trace_config(allow_private=self._allow_private)],
+            trust_env=False,
+            auto_decompress=True,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, sub: Subscriber, event: Event) -> SendResult:
+        """POST ``event`` to ``sub.url``, signed for ``sub``; no redirects followed."""
+        assert self._session is not None, "WebhookSender.start() was not called"
+        started = time.perf_counter()
+        try:
+            body, headers = build_request(
+                sub, event, now=self._clock(), app_secret_key=self._app_secret_key
+            )
+            async with self._session.post(
+                sub.url or "", data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                raw = await resp.content.read(_RESPONSE_BODY_MAX)
+                return SendResult(
+                    resp.status,
+                    None,
+                    raw.decode("utf-8", "replace"),
+                    resp.headers.get("Retry-After"),
+                    (time.perf_counter() - started) * 1000,
+                )
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            return SendResult(None, exc, None, None, (time.perf_counter() - started) * 1000)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, secret-free description of a failed attempt."""
+    unsafe = find_unsafe_address_error(exc)
+    if unsafe is not None:
+        return f"refused by SSRF guard: {unsafe}"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
