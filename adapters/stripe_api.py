@@ -9,6 +9,7 @@ and staging can point it at a local Stripe-compatible server. Pass the service's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -73,23 +74,26 @@ async def find_invoice_for_payment_intent(client: stripe.StripeClient, pi: str) 
 
 
 async def fetch_related_object(
-    client: stripe.StripeClient, event: ProviderEvent
+    client: stripe.StripeClient, event: ProviderEvent | Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """The current state of a thin event's ``related_object`` as plain JSON (``None`` when the
-    event names none), fetched from its ``url`` in the event's ``context``.
+    event names none), fetched from its ``url`` in the event's ``context``. ``event`` is the
+    parsed thin event or its payload (the JSON body).
 
     Raises:
         stripe.StripeError: the API refused the call or could not be reached.
-        ValueError: ``event`` is not a thin event.
+        ValueError: ``event`` is not a thin event (``"object": "v2.core.event"``).
     """
-    if event.shape != "thin":
-        raise ValueError(f"event {event.id} is not a thin event")
-    related = event.payload.get("related_object")
-    url = related.get("url") if isinstance(related, dict) else None
+    payload = event.payload if isinstance(event, ProviderEvent) else event
+    event_id = payload.get("id")
+    if payload.get("object") != "v2.core.event":
+        raise ValueError(f"event {event_id} is not a thin event")
+    related = payload.get("related_object")
+    url = related.get("url") if isinstance(related, Mapping) else None
     if not isinstance(url, str) or not url.startswith("/"):
         return None
-    options: dict[str, Any] = {"headers": {"Stripe-Request-Trigger": f"event={event.id}"}}
-    context = event.payload.get("context")
+    options: dict[str, Any] = {"headers": {"Stripe-Request-Trigger": f"event={event_id}"}}
+    context = payload.get("context")
     if isinstance(context, str) and context:
         options["stripe_context"] = context
     response = await client.raw_request_async("get", url, **options)

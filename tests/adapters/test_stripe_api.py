@@ -99,8 +99,10 @@ async def test_stripe_api_fetch_related_object_of_a_thin_event(
     client = make_client(KEY, await _server(aiohttp_server, seen), session=session)
     adapter = StripeAdapter(["whsec_x"])
     related = {"id": "sub_7", "type": "subscription", "url": "/v1/subscriptions/sub_7"}
-    obj = await fetch_related_object(client, adapter.parse(_thin(related)))
+    thin = adapter.parse(_thin(related))
+    obj = await fetch_related_object(client, thin)
     assert obj == {"id": "sub_7", "object": "subscription", "status": "active"}
+    assert await fetch_related_object(client, thin.payload) == obj  # the payload works too
     assert seen[-1].headers["Stripe-Request-Trigger"] == "event=evt_thin_1"
     unrelated = adapter.parse(_thin(None, "v2.acme.ping"))  # types stripe-python does not know
     assert await fetch_related_object(client, unrelated) is None
