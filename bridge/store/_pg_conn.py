@@ -1,0 +1,99 @@
+"""The asyncpg pool of :class:`bridge.store.postgres.PostgresStore` and its error mapping.
+
+Every asyncpg, OS and timeout error becomes :class:`bridge.errors.StoreError` (the service
+answers 503 and the provider retries). The pool drops a connection that the server closed and
+opens a fresh one on the next acquire, so the store recovers by itself once the database is
+back; the call that met the dead connection fails with ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from bridge.errors import StoreError
+from bridge.store.postgres_schema import migrate
+
+__all__ = ["DB_ERRORS", "PgPool"]
+
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (*DB_ERRORS, ValueError)  # ValueError: bad DSN
+
+
+class PgPool:
+    """An asyncpg pool opened by :meth:`open`; :meth:`tx` and :meth:`conn` hand out
+    connections and turn database failures into :class:`StoreError`."""
+
+    def __init__(
+        self, url: str, *, min_size: int, max_size: int, command_timeout_s: float | None
+    ) -> None:
+        self._url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._command_timeout_s = command_timeout_s
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        """Create the pool and apply pending migrations; raises :class:`StoreError`."""
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self._url,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                command_timeout=self._command_timeout_s,
+            )
+        except _OPEN_ERRORS as exc:
+            raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except DB_ERRORS as exc:
+            await pool.close()
+            raise StoreError(f"cannot migrate PostgreSQL store: {exc}") from exc
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Close the pool (waiting for connections in use); idempotent."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                await pool.close()
+
+    def _require(self) -> Any:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def conn(self) -> AsyncIterator[Any]:
+        """A connection (autocommit); raises :class:`StoreError` on any database failure."""
+        pool = self._require()
+        try:
+            async with pool.acquire() as conn:
+                yield conn
+        except DB_ERRORS as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def tx(self) -> AsyncIterator[Any]:
+        """A connection inside one READ COMMITTED transaction, committed when the block
+        exits normally and rolled back otherwise; raises :class:`StoreError` on any database
+        failure. (If the connection dies during COMMIT the outcome is unknown; every write
+        here is safe to retry: ingest answers ``duplicate`` when the first try committed.)"""
+        pool = self._require()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                yield conn
+        except DB_ERRORS as exc:
+            raise StoreError(f"database error: {exc}") from exc

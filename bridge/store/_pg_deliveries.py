@@ -1,0 +1,302 @@
+"""PostgreSQL store, second half: delivery claims and outcomes, resend and the read side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bridge.events import Event
+from bridge.store._pg_conn import PgPool
+from bridge.store._rows import (
+    ATTEMPT_COLUMNS,
+    SUBSCRIBER_COLUMNS,
+    attempt_from_row,
+    matching_subscribers,
+    subscriber_from_row,
+)
+from bridge.store.base import AttemptRecord, Delivery, DeliveryOutcome, Page
+
+__all__ = ["PgDeliveries"]
+
+_RESPONSE_BODY_MAX = 1024
+
+# The subquery locks due rows with SKIP LOCKED, so concurrent claimers split the queue; a row
+# another claimer leased and committed meanwhile is re-checked against the lease condition
+# (READ COMMITTED re-evaluation) and dropped, so no delivery is handed out twice.
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= $3
+      AND (lease_until IS NULL OR lease_until < $3)
+      AND subscriber_id IN (
+          SELECT id FROM subscribers
+          WHERE status = 'enabled' AND NOT (id = ANY($5::text[]))
+            AND (kind = 'endpoint' OR id = ANY($6::text[])))
+    ORDER BY next_attempt_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries d SET lease_owner = $1, lease_until = $2
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.event_id, d.subscriber_id, d.attempts, d.next_attempt_at, d.created_at
+)
+SELECT c.id, c.subscriber_id, c.attempts, c.next_attempt_at, c.created_at, e.body
+FROM claimed c JOIN events e ON e.id = c.event_id
+ORDER BY c.next_attempt_at, c.id
+"""
+
+_START_ATTEMPT = """
+WITH d AS (
+    UPDATE deliveries SET attempts = attempts + 1, updated_at = $2, lease_until = $3
+    WHERE id = $1 AND lease_owner = $4 AND status = 'pending'
+    RETURNING id, attempts, event_id, subscriber_id
+)
+INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at, outcome)
+SELECT id, event_id, subscriber_id, attempts, $2, 'pending' FROM d
+RETURNING id
+"""
+
+# A failure starts the streak (failing_since) and disables an enabled endpoint whose streak
+# is older than the limit; the row is touched only when one of those changes something.
+_DISABLE = "kind = 'endpoint' AND status = 'enabled' AND COALESCE(failing_since, $1) <= $2"
+_FAILED_STREAK = f"""
+UPDATE subscribers SET
+    failing_since = COALESCE(failing_since, $1),
+    status = CASE WHEN {_DISABLE} THEN 'disabled' ELSE status END,
+    disabled_reason = CASE WHEN {_DISABLE} THEN $3 ELSE disabled_reason END,
+    updated_at = CASE WHEN {_DISABLE} THEN $1 ELSE updated_at END
+WHERE id = $4 AND (failing_since IS NULL OR ({_DISABLE}))
+"""
+
+_COUNTS = """
+SELECT
+    (SELECT COUNT(*) FROM inbox) AS inbox,
+    (SELECT COUNT(*) FROM inbox WHERE status = 'ignored') AS ignored,
+    (SELECT COUNT(*) FROM events) AS events,
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending,
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'dead') AS dead,
+    (SELECT COUNT(*) FROM deferred) AS held
+"""
+
+
+def _outcome_row(outcome: DeliveryOutcome, now: float) -> tuple[str, float]:
+    """The delivery's new status and next_attempt_at."""
+    if outcome.delivered:
+        return "delivered", now
+    if outcome.next_attempt_at is None:
+        return "dead", now
+    return "pending", outcome.next_attempt_at
+
+
+class PgDeliveries:
+    """Mixed into :class:`bridge.store.postgres.PostgresStore`."""
+
+    _db: PgPool
+
+    def _forget_subscribers(self) -> None:
+        raise NotImplementedError
+
+    async def claim_due(
+        self,
+        *,
+        now: float,
+        owner: str,
+        lease_s: float,
+        limit: int,
+        handlers: Sequence[str],
+        exclude_subscribers: Sequence[str] = (),
+    ) -> list[Delivery]:
+        """See :meth:`Store.claim_due`; raises :class:`StoreError`."""
+        async with self._db.tx() as conn:
+            rows = await conn.fetch(
+                _CLAIM,
+                owner,
+                now + lease_s,
+                now,
+                limit,
+                list(exclude_subscribers),
+                ["handler:" + h for h in handlers],
+            )
+        return [
+            Delivery(
+                int(r["id"]),
+                Event.from_json(r["body"]),
+                r["subscriber_id"],
+                int(r["attempts"]),
+                r["next_attempt_at"],
+                "pending",
+                r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def start_attempt(
+        self, delivery_id: int, *, now: float, owner: str, lease_s: float
+    ) -> int | None:
+        """See :meth:`Store.start_attempt`; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            aid = await conn.fetchval(_START_ATTEMPT, delivery_id, now, now + lease_s, owner)
+        return int(aid) if aid is not None else None
+
+    async def finish_attempt(
+        self,
+        attempt_id: int,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        *,
+        now: float,
+        disable_after_failing_s: float,
+    ) -> None:
+        """See :meth:`Store.finish_attempt`; raises :class:`StoreError`."""
+        body = outcome.response_body
+        if body is not None and len(body) > _RESPONSE_BODY_MAX:
+            body = body[:_RESPONSE_BODY_MAX]
+        status, nxt = _outcome_row(outcome, now)
+        async with self._db.tx() as conn:
+            await conn.execute(
+                "UPDATE attempts SET finished_at = $1, outcome = $2, status_code = $3,"
+                " duration_ms = $4, error = $5, response_body = $6 WHERE id = $7",
+                now,
+                "succeeded" if outcome.delivered else "failed",
+                outcome.status_code,
+                outcome.duration_ms,
+                outcome.error,
+                body,
+                attempt_id,
+            )
+            sid = await conn.fetchval(
+                "UPDATE deliveries SET status = $1, next_attempt_at = $2, lease_owner = NULL,"
+                " lease_until = NULL, updated_at = $3 WHERE id = $4 RETURNING subscriber_id",
+                status,
+                nxt,
+                now,
+                delivery_id,
+            )
+            changed = sid is not None and await self._track_streak(
+                conn, sid, outcome, now, disable_after_failing_s
+            )
+        if changed:
+            self._forget_subscribers()
+
+    @staticmethod
+    async def _track_streak(
+        conn: Any, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float
+    ) -> bool:
+        """Keep the subscriber's failure streak; True when its row changed."""
+        if outcome.delivered:
+            status = await conn.execute(
+                "UPDATE subscribers SET failing_since = NULL WHERE id = $1"
+                " AND failing_since IS NOT NULL",
+                sid,
+            )
+        elif outcome.disable_endpoint:
+            status = await conn.execute(
+                "UPDATE subscribers SET status = 'disabled', disabled_reason = $1,"
+                " updated_at = $2 WHERE id = $3",
+                outcome.disable_endpoint,
+                now,
+                sid,
+            )
+        else:
+            status = await conn.execute(
+                _FAILED_STREAK, now, now - limit_s, f"failing for {limit_s:.0f}s straight", sid
+            )
+        return bool(status != "UPDATE 0")
+
+    async def release(self, delivery_ids: Sequence[int], *, owner: str) -> None:
+        """See :meth:`Store.release`; raises :class:`StoreError`."""
+        if not delivery_ids:
+            return
+        async with self._db.conn() as conn:
+            await conn.execute(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND status = 'pending'",
+                list(delivery_ids),
+                owner,
+            )
+
+    async def resend(
+        self, event_id: str, *, now: float, subscriber_id: str | None = None
+    ) -> list[int]:
+        """See :meth:`Store.resend`; raises :class:`LookupError` for an unknown event and
+        :class:`StoreError` when the database fails."""
+        async with self._db.tx() as conn:
+            body = await conn.fetchval("SELECT body FROM events WHERE id = $1", event_id)
+            if body is None:
+                raise LookupError(f"no event {event_id}")
+            if subscriber_id is not None:
+                targets = [subscriber_id]
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE kind = 'endpoint'"
+                )
+                subs = [subscriber_from_row(r) for r in rows]
+                targets = matching_subscribers(subs, Event.from_json(body))
+            rows = await conn.fetch(
+                "INSERT INTO deliveries (event_id, subscriber_id, status, attempts,"
+                " next_attempt_at, created_at, updated_at)"
+                " SELECT $1, s, 'pending', 0, $2, $2, $2 FROM unnest($3::text[]) AS s"
+                " RETURNING id",
+                event_id,
+                now,
+                targets,
+            )
+        return sorted(int(r["id"]) for r in rows)
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def list_events(
+        self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
+    ) -> Page[Event]:
+        """Newest first; ``limit=None`` lists them all; raises :class:`StoreError`."""
+        where, args = ("WHERE type = $1", [type]) if type else ("", [])
+        n = len(args)
+        async with self._db.conn() as conn:
+            count = await conn.fetchval(f"SELECT COUNT(*) FROM events {where}", *args)
+            rows = await conn.fetch(
+                f"SELECT body FROM events {where} ORDER BY seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
+                limit,
+                offset,
+            )
+        return Page(int(count), [Event.from_json(r["body"]) for r in rows])
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """The stored event or None; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            body = await conn.fetchval("SELECT body FROM events WHERE id = $1", event_id)
+        return Event.from_json(body) if body is not None else None
+
+    async def list_attempts(
+        self,
+        *,
+        event_id: str | None = None,
+        subscriber_id: str | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> Page[AttemptRecord]:
+        """Newest first; raises :class:`StoreError`."""
+        conds: list[str] = []
+        args: list[str] = []
+        for column, value in (("a.event_id", event_id), ("a.subscriber_id", subscriber_id)):
+            if value is not None:
+                args.append(value)
+                conds.append(f"{column} = ${len(args)}")
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        n = len(args)
+        async with self._db.conn() as conn:
+            count = await conn.fetchval(f"SELECT COUNT(*) FROM attempts a {where}", *args)
+            rows = await conn.fetch(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN deliveries d"
+                f" ON d.id = a.delivery_id {where} ORDER BY a.id DESC"
+                f" LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
+                limit,
+                offset,
+            )
+        return Page(int(count), [attempt_from_row(r) for r in rows])
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts: inbox, ignored, events, pending, dead, held; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(_COUNTS)
+        return {k: int(v) for k, v in row.items()}

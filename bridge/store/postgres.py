@@ -1,0 +1,429 @@
+"""The PostgreSQL store (asyncpg): several paybridge instances share one database.
+
+Semantics are those of :mod:`bridge.store.base`, method by method as in
+:class:`bridge.store.sqlite.SqliteStore`. What makes it safe with several instances:
+
+- **Uniques, never violations.** The inbox row and each event are written with
+  ``INSERT … ON CONFLICT DO NOTHING RETURNING``: when two instances ingest the same provider
+  event (or two provider events naming the same fact) at once, the second waits for the
+  first to commit and then inserts nothing; no transaction fails with a unique violation.
+- **PaymentIntent decisions are serialized per PI.** Every transaction that stores a link,
+  a standalone PI, a held decision or resolves one first takes
+  ``pg_advisory_xact_lock(hashtextextended('pi:' || pi, 0))``. Under READ COMMITTED each later
+  statement sees what the previous lock holder committed, so a link and a held decision of
+  the same PI can never both miss each other (no "emit" of a decision whose link won).
+- **No deadlocks.** A transaction takes its locks in one fixed order: the inbox row, then
+  its PI locks (sorted, one statement), then its events' dedupe locks (sorted, one
+  statement, only when it inserts several events). Cycles are impossible.
+- **Claims** use ``FOR UPDATE SKIP LOCKED`` and a lease; ``start_attempt`` succeeds only
+  for the lease owner, so two live instances never send the same delivery.
+
+Subscribers are read from the database on every claim and admin call. On the ingest path
+they are cached per instance for at most ``subscriber_cache_s`` (default 1 s; 0 disables):
+another instance's change is seen within that bound, this instance's own changes at once.
+
+Every database failure raises :class:`bridge.errors.StoreError`; the pool reconnects by
+itself when the database comes back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from adapters.base import Deferred, Normalized
+from bridge.events import Event
+from bridge.store._pg_conn import PgPool
+from bridge.store._pg_deliveries import PgDeliveries
+from bridge.store._rows import (
+    SUBSCRIBER_COLUMNS,
+    matching_subscribers,
+    subscriber_from_row,
+    subscriber_params,
+)
+from bridge.store.base import (
+    ClaimedDeferred,
+    Delivery,
+    InboxRecord,
+    IngestResult,
+    Page,
+    Store,
+    Subscriber,
+    SubscriberKind,
+)
+
+__all__ = ["PostgresStore"]
+
+_LOCK_KEYS = (
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(p, 0) AS k"
+    " FROM unnest($1::text[]) AS p ORDER BY k) AS s"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, dedupe_key, type, source, source_event_id, created, stored_at,"
+    " body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq"
+)
+_INSERT_DELIVERIES = (
+    "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
+    " lease_owner, lease_until, created_at, updated_at)"
+    " SELECT e, s, 'pending', 0, $3, CASE WHEN l THEN $4 END,"
+    " CASE WHEN l THEN $5::float8 END, $3, $3"
+    " FROM unnest($1::text[], $2::text[], $6::bool[]) AS t(e, s, l)"
+    " RETURNING id, event_id, subscriber_id"
+)
+_SUBSCRIBER_MARKS = ", ".join(f"${i + 1}" for i in range(len(SUBSCRIBER_COLUMNS.split(","))))
+_SUBSCRIBER_UPDATES = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in (c.strip() for c in SUBSCRIBER_COLUMNS.split(",")) if c != "id"
+)
+
+
+async def _lock(conn: Any, keys: Sequence[str]) -> None:
+    """Take transaction advisory locks on ``keys`` in one fixed (sorted) order."""
+    if keys:
+        await conn.execute(_LOCK_KEYS, list(keys))
+
+
+def _events_blob(events: Sequence[Event]) -> bytes:
+    return orjson.dumps([e.model_dump(mode="json") for e in events])
+
+
+def _events_from_blob(blob: bytes) -> list[Event]:
+    return [Event.model_validate(e) for e in orjson.loads(blob)]
+
+
+class PostgresStore(PgDeliveries, Store):
+    """See the module docstring. ``url`` is a ``postgresql://`` DSN."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        subscriber_cache_s: float = 1.0,
+        command_timeout_s: float | None = 30.0,
+    ) -> None:
+        self._db = PgPool(
+            url, min_size=min_size, max_size=max_size, command_timeout_s=command_timeout_s
+        )
+        self._cache_s = subscriber_cache_s
+        self._subs_cache: list[Subscriber] | None = None
+        self._subs_loaded_at = 0.0
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; raises :class:`StoreError`."""
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    def _forget_subscribers(self) -> None:
+        self._subs_cache = None
+
+    async def _cached_subscribers(self, conn: Any) -> list[Subscriber]:
+        fresh = time.monotonic() - self._subs_loaded_at < self._cache_s
+        if self._subs_cache is None or not fresh:
+            rows = await conn.fetch(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers")
+            self._subs_cache = [subscriber_from_row(r) for r in rows]
+            self._subs_loaded_at = time.monotonic()
+        return self._subs_cache
+
+    # -- transaction bodies -------------------------------------------------------------------
+    async def _insert_events(
+        self,
+        conn: Any,
+        events: Sequence[Event],
+        now: float,
+        owner: str,
+        lease_until: float,
+        local: set[str],
+    ) -> tuple[list[Event], list[Delivery]]:
+        if len(events) > 1:
+            await _lock(conn, ["ev:" + e.dedupe_key for e in events])
+        new: list[Event] = []
+        for ev in events:
+            seq = await conn.fetchval(
+                _INSERT_EVENT,
+                ev.id,
+                ev.dedupe_key,
+                ev.type,
+                ev.source,
+                ev.source_event_id,
+                ev.created,
+                now,
+                ev.to_json(),
+            )
+            if seq is not None:
+                new.append(ev)
+        subs = await self._cached_subscribers(conn) if new else []
+        pairs = [(ev, sid) for ev in new for sid in matching_subscribers(subs, ev)]
+        if not pairs:
+            return new, []
+        leased = [not s.startswith("handler:") or s[len("handler:") :] in local for _, s in pairs]
+        rows = await conn.fetch(
+            _INSERT_DELIVERIES,
+            [ev.id for ev, _ in pairs],
+            [sid for _, sid in pairs],
+            now,
+            owner,
+            lease_until,
+            leased,
+        )
+        ids = {(r["event_id"], r["subscriber_id"]): int(r["id"]) for r in rows}
+        deliveries = [
+            Delivery(ids[(ev.id, sid)], ev, sid, 0, now, "pending", now)
+            for (ev, sid), lease in zip(pairs, leased, strict=True)
+            if lease
+        ]
+        return new, deliveries
+
+    async def _apply_deferred(
+        self, conn: Any, deferred: Sequence[Deferred], now: float, window_s: float
+    ) -> tuple[list[Event], int, int]:
+        emit: list[Event] = []
+        held = dropped = 0
+        for d in deferred:
+            pi = d.payment_intent
+            if await conn.fetchval("SELECT 1 FROM pi_links WHERE payment_intent = $1", pi):
+                dropped += 1
+            elif window_s <= 0 or await conn.fetchval(
+                "SELECT 1 FROM pi_standalone WHERE payment_intent = $1", pi
+            ):
+                emit.extend(d.events)
+            else:
+                await conn.execute(
+                    "INSERT INTO deferred (payment_intent, livemode, decide_at, events,"
+                    " created_at) VALUES ($1, $2, $3, $4, $5)",
+                    pi,
+                    bool(d.livemode),
+                    now + window_s,
+                    _events_blob(d.events),
+                    now,
+                )
+                held += 1
+        return emit, held, dropped
+
+    async def _apply_links(self, conn: Any, n: Normalized) -> tuple[list[Event], int]:
+        """Store links (dropping held decisions they answer) and standalone PIs (releasing
+        held decisions at once). The caller holds the PI locks."""
+        dropped = 0
+        for link in n.links:
+            await conn.execute(
+                "INSERT INTO pi_links (payment_intent, invoice) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                link.payment_intent,
+                link.invoice,
+            )
+            gone = await conn.fetch(
+                "DELETE FROM deferred WHERE payment_intent = $1 RETURNING id", link.payment_intent
+            )
+            dropped += len(gone)
+        released: list[Event] = []
+        for pi in n.standalone_payment_intents:
+            await conn.execute(
+                "INSERT INTO pi_standalone (payment_intent) VALUES ($1) ON CONFLICT DO NOTHING", pi
+            )
+            if await conn.fetchval("SELECT 1 FROM pi_links WHERE payment_intent = $1", pi):
+                continue
+            for r in await conn.fetch(
+                "DELETE FROM deferred WHERE payment_intent = $1 RETURNING events", pi
+            ):
+                released.extend(_events_from_blob(r["events"]))
+        return released, dropped
+
+    async def _ingest_tx(
+        self,
+        conn: Any,
+        record: InboxRecord,
+        n: Normalized,
+        now: float,
+        window_s: float,
+        owner: str,
+        lease_s: float,
+        local: set[str],
+    ) -> IngestResult:
+        first = await conn.fetchval(
+            "INSERT INTO inbox (provider, provider_event_id, type, received_at, status,"
+            " ignored_reason, event_count, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT DO NOTHING RETURNING 1",
+            record.provider,
+            record.provider_event_id,
+            record.type,
+            record.received_at,
+            "ignored" if n.produces_nothing else "processed",
+            n.ignored_reason,
+            len(n.events),
+            record.payload,
+        )
+        if first is None:
+            return IngestResult(duplicate=True)
+        pis = [
+            *(link.payment_intent for link in n.links),
+            *n.standalone_payment_intents,
+            *(d.payment_intent for d in n.deferred),
+        ]
+        await _lock(conn, ["pi:" + pi for pi in pis])
+        released, dropped = await self._apply_links(conn, n)
+        emit, held, dropped_now = await self._apply_deferred(conn, n.deferred, now, window_s)
+        events, deliveries = await self._insert_events(
+            conn, [*n.events, *released, *emit], now, owner, now + lease_s, local
+        )
+        return IngestResult(False, events, deliveries, held, dropped + dropped_now)
+
+    # -- ingress ------------------------------------------------------------------------------
+    async def ingest(
+        self,
+        record: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        """See :meth:`Store.ingest`; raises :class:`StoreError` (nothing is then kept)."""
+        async with self._db.tx() as conn:
+            return await self._ingest_tx(
+                conn,
+                record,
+                normalized,
+                now,
+                correlation_window_s,
+                owner,
+                lease_s,
+                set(local_handlers),
+            )
+
+    async def claim_due_deferred(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedDeferred]:
+        """See :meth:`Store.claim_due_deferred`; raises :class:`StoreError`."""
+        async with self._db.tx() as conn:
+            rows = await conn.fetch(
+                "UPDATE deferred SET lease_owner = $1, lease_until = $2 WHERE id IN ("
+                " SELECT id FROM deferred WHERE decide_at <= $3"
+                " AND (lease_until IS NULL OR lease_until < $3)"
+                " ORDER BY decide_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, payment_intent, livemode, events, decide_at",
+                owner,
+                now + lease_s,
+                now,
+                limit,
+            )
+        rows = sorted(rows, key=lambda r: (r["decide_at"], r["id"]))
+        return [
+            ClaimedDeferred(
+                int(r["id"]), r["payment_intent"], bool(r["livemode"]), _events_from_blob(r[3])
+            )
+            for r in rows
+        ]
+
+    async def _resolve_tx(
+        self,
+        conn: Any,
+        deferred_id: int,
+        emit: bool,
+        now: float,
+        owner: str,
+        lease_until: float,
+        local: set[str],
+        invoice: str | None,
+    ) -> IngestResult:
+        pi = await conn.fetchval("SELECT payment_intent FROM deferred WHERE id = $1", deferred_id)
+        if pi is None:  # already decided (a link arrived, or another claim won)
+            return IngestResult(duplicate=True)
+        await _lock(conn, ["pi:" + pi])
+        blob = await conn.fetchval(
+            "DELETE FROM deferred WHERE id = $1 RETURNING events", deferred_id
+        )
+        if blob is None:  # decided while we waited for the lock
+            return IngestResult(duplicate=True)
+        if invoice is not None:
+            await conn.execute(
+                "INSERT INTO pi_links (payment_intent, invoice) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                pi,
+                invoice,
+            )
+        linked = await conn.fetchval("SELECT 1 FROM pi_links WHERE payment_intent = $1", pi)
+        if not emit or linked:
+            return IngestResult(False, dropped=1)
+        new, deliveries = await self._insert_events(
+            conn, _events_from_blob(blob), now, owner, lease_until, local
+        )
+        return IngestResult(False, new, deliveries)
+
+    async def resolve_deferred(
+        self,
+        deferred_id: int,
+        *,
+        emit: bool,
+        now: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+        invoice: str | None = None,
+    ) -> IngestResult:
+        """See :meth:`Store.resolve_deferred`; raises :class:`StoreError`."""
+        async with self._db.tx() as conn:
+            return await self._resolve_tx(
+                conn, deferred_id, emit, now, owner, now + lease_s, set(local_handlers), invoice
+            )
+
+    # -- subscribers --------------------------------------------------------------------------
+    async def put_subscriber(self, sub: Subscriber) -> Subscriber:
+        """Insert or replace ``sub`` (by id); raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            await conn.execute(
+                f"INSERT INTO subscribers ({SUBSCRIBER_COLUMNS}) VALUES ({_SUBSCRIBER_MARKS})"
+                f" ON CONFLICT (id) DO UPDATE SET {_SUBSCRIBER_UPDATES}",
+                *subscriber_params(sub),
+            )
+        self._forget_subscribers()
+        return sub
+
+    async def get_subscriber(self, subscriber_id: str) -> Subscriber | None:
+        """The subscriber, read fresh from the database; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = $1", subscriber_id
+            )
+        return subscriber_from_row(row) if row is not None else None
+
+    async def delete_subscriber(self, subscriber_id: str) -> bool:
+        """Delete a subscriber and its pending deliveries; raises :class:`StoreError`."""
+        async with self._db.tx() as conn:
+            gone = await conn.fetchval(
+                "DELETE FROM subscribers WHERE id = $1 RETURNING 1", subscriber_id
+            )
+            await conn.execute(
+                "DELETE FROM deliveries WHERE subscriber_id = $1 AND status = 'pending'",
+                subscriber_id,
+            )
+        self._forget_subscribers()
+        return gone is not None
+
+    async def list_subscribers(
+        self,
+        *,
+        kind: SubscriberKind | None = None,
+        livemode: bool | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Subscriber]:
+        """Newest first, then by id; raises :class:`StoreError`."""
+        where = "WHERE ($1::text IS NULL OR kind = $1) AND ($2::bool IS NULL OR livemode = $2)"
+        async with self._db.conn() as conn:
+            count = await conn.fetchval(f"SELECT COUNT(*) FROM subscribers {where}", kind, livemode)
+            rows = await conn.fetch(
+                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers {where}"
+                " ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
+                kind,
+                livemode,
+                limit,
+                offset,
+            )
+        return Page(int(count), [subscriber_from_row(r) for r in rows])

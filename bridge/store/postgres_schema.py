@@ -1,0 +1,153 @@
+"""PostgreSQL schema, as numbered migrations applied in order at start (``schema_migrations``).
+
+Same tables and columns as :mod:`bridge.store.sqlite_schema` (the row mapping in
+:mod:`bridge.store._rows` is shared). Times are unix seconds (``DOUBLE PRECISION``); event
+bodies are the exact ``Event.to_json()`` bytes (``BYTEA``), so deliveries are byte-exact.
+
+:func:`migrate` holds a session-level ``pg_advisory_lock`` while it migrates, so several
+instances starting at once apply each migration exactly once (the others wait, then find
+nothing to do).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+__all__ = ["MIGRATIONS", "MIGRATION_LOCK_KEY", "migrate"]
+
+# An arbitrary constant bigint, the key of the session advisory lock taken while migrating.
+MIGRATION_LOCK_KEY = 0x7061_7962_7269_6467  # "paybridg"
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE inbox (
+            provider TEXT NOT NULL,
+            provider_event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            ignored_reason TEXT,
+            event_count INTEGER NOT NULL,
+            payload BYTEA NOT NULL,
+            PRIMARY KEY (provider, provider_event_id)
+        );
+        CREATE INDEX inbox_ignored ON inbox (status) WHERE status = 'ignored';
+        CREATE TABLE events (
+            seq BIGSERIAL PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_event_id TEXT NOT NULL,
+            created BIGINT NOT NULL,
+            stored_at DOUBLE PRECISION NOT NULL,
+            body BYTEA NOT NULL
+        );
+        CREATE INDEX events_by_type ON events (type, seq);
+        CREATE TABLE subscribers (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            enabled_events TEXT NOT NULL,
+            status TEXT NOT NULL,
+            url TEXT,
+            signature TEXT NOT NULL,
+            secret TEXT,
+            previous_secret TEXT,
+            previous_secret_expires_at DOUBLE PRECISION,
+            description TEXT,
+            metadata TEXT,
+            created_via TEXT NOT NULL,
+            livemode BOOLEAN NOT NULL,
+            api_version TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            failing_since DOUBLE PRECISION,
+            disabled_reason TEXT
+        );
+        CREATE TABLE deliveries (
+            id BIGSERIAL PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            subscriber_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE status = 'pending';
+        CREATE INDEX deliveries_by_event ON deliveries (event_id);
+        CREATE INDEX deliveries_by_subscriber ON deliveries (subscriber_id, status);
+        CREATE TABLE attempts (
+            id BIGSERIAL PRIMARY KEY,
+            delivery_id BIGINT NOT NULL,
+            event_id TEXT NOT NULL,
+            subscriber_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION,
+            outcome TEXT NOT NULL,
+            status_code INTEGER,
+            duration_ms DOUBLE PRECISION,
+            error TEXT,
+            response_body TEXT
+        );
+        CREATE INDEX attempts_by_event ON attempts (event_id, id);
+        CREATE INDEX attempts_by_subscriber ON attempts (subscriber_id, id);
+        CREATE INDEX attempts_by_delivery ON attempts (delivery_id);
+        CREATE TABLE pi_links (
+            payment_intent TEXT PRIMARY KEY,
+            invoice TEXT NOT NULL
+        );
+        CREATE TABLE pi_standalone (
+            payment_intent TEXT PRIMARY KEY
+        );
+        CREATE TABLE deferred (
+            id BIGSERIAL PRIMARY KEY,
+            payment_intent TEXT NOT NULL,
+            livemode BOOLEAN NOT NULL,
+            decide_at DOUBLE PRECISION NOT NULL,
+            events BYTEA NOT NULL,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX deferred_by_pi ON deferred (payment_intent);
+        CREATE INDEX deferred_due ON deferred (decide_at);
+        """,
+    ),
+]
+
+
+async def migrate(conn: Any) -> int:
+    """Apply pending migrations on the asyncpg connection ``conn``, each in its own
+    transaction, under the migration advisory lock; return the schema version.
+
+    Raises whatever asyncpg raises (the caller maps it to ``StoreError``)."""
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        current = int(
+            await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        )
+        for version, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    version,
+                    time.time(),
+                )
+            current = version
+        return current
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

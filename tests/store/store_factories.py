@@ -1,0 +1,116 @@
+"""Factories for the store tests: canonical events, inbox records, subscribers, one ingest."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from adapters.base import Deferred, Link, Normalized
+from bridge.events import Event
+from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
+
+__all__ = [
+    "LEASE_S",
+    "NOW",
+    "WINDOW_S",
+    "endpoint",
+    "event",
+    "handler",
+    "ingest",
+    "link",
+    "normalized",
+    "pi_decision",
+    "record",
+]
+
+NOW = 1_750_000_000.0
+LEASE_S = 30.0
+WINDOW_S = 60.0
+
+
+def event(key: str, type: str = "checkout.session.completed", *, livemode: bool = False) -> Event:
+    """A canonical event naming the fact ``key`` (its id derives from it)."""
+    return Event.make(
+        type=type,
+        dedupe_key=f"stripe:{type}:{key}",
+        source="stripe",
+        source_event_id=f"evt_{key}",
+        created=int(NOW),
+        data_object={"id": key, "object": type.split(".")[0], "amount": 1200, "note": "é ✓"},
+        object_type=type.split(".")[0],
+        object_id=key,
+        livemode=livemode,
+    )
+
+
+def record(provider_event_id: str, type: str = "checkout.session.completed") -> InboxRecord:
+    """An accepted Stripe request."""
+    body = orjson.dumps({"id": provider_event_id, "object": "event", "type": type})
+    return InboxRecord("stripe", provider_event_id, type, NOW, body)
+
+
+def normalized(*events: Event) -> Normalized:
+    """A provider event that means ``events``."""
+    return Normalized(events=list(events))
+
+
+def link(pi: str, invoice: str = "in_1") -> Normalized:
+    """A provider event that tells ``pi`` pays ``invoice``."""
+    return Normalized(links=[Link(pi, invoice)])
+
+
+def pi_decision(pi: str, *events: Event) -> Normalized:
+    """A PaymentIntent outcome to emit only if ``pi`` pays no invoice."""
+    evs = events or (event(pi, "payment_intent.succeeded"),)
+    return Normalized(deferred=[Deferred(pi, tuple(evs))])
+
+
+def endpoint(sid: str, events: Sequence[str] = ("*",), **changes: Any) -> Subscriber:
+    """An enabled webhook endpoint; ``changes`` override any field."""
+    sub = Subscriber(
+        id=sid,
+        kind="endpoint",
+        enabled_events=list(events),
+        url=f"https://example.com/hooks/{sid}",
+        secret="whsec_" + "a" * 32,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return dataclasses.replace(sub, **changes)
+
+
+def handler(name: str, events: Sequence[str] = ("*",)) -> Subscriber:
+    """A durable bus handler subscriber."""
+    return Subscriber(
+        id=f"handler:{name}",
+        kind="handler",
+        enabled_events=list(events),
+        created_via="code",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+async def ingest(
+    store: Store,
+    provider_event_id: str,
+    n: Normalized,
+    *,
+    now: float = NOW,
+    window_s: float = WINDOW_S,
+    owner: str = "instance-a",
+    local: Sequence[str] = (),
+) -> IngestResult:
+    """Ingest ``n`` as the meaning of provider event ``provider_event_id``."""
+    return await store.ingest(
+        record(provider_event_id),
+        n,
+        now=now,
+        correlation_window_s=window_s,
+        owner=owner,
+        lease_s=LEASE_S,
+        local_handlers=local,
+    )

@@ -1,0 +1,314 @@
+"""The store contract (bridge/store/base.py), part one: ingest, held PaymentIntent decisions
+and subscribers. Every test runs against SQLite and PostgreSQL (the ``store`` fixture)."""
+
+from __future__ import annotations
+
+from adapters.base import Normalized
+from bridge.store.base import Store
+from tests.store.store_factories import (
+    LEASE_S,
+    NOW,
+    WINDOW_S,
+    endpoint,
+    event,
+    handler,
+    ingest,
+    link,
+    normalized,
+    pi_decision,
+)
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+async def test_ingest_stores_inbox_events_and_leased_deliveries(store: Store) -> None:
+    await store.put_subscriber(endpoint("we_1"))
+    await store.put_subscriber(endpoint("we_other", ["invoice.paid"]))
+    await store.put_subscriber(handler("audit"))
+    await store.put_subscriber(handler("remote"))
+    ev = event("cs_1")
+
+    res = await ingest(store, "evt_1", normalized(ev), owner="a", local=["audit"])
+
+    assert not res.duplicate
+    assert res.events == [ev]
+    assert sorted(d.subscriber_id for d in res.deliveries) == ["handler:audit", "we_1"]
+    assert all(
+        d.event == ev and d.attempts == 0 and d.next_attempt_at == NOW for d in res.deliveries
+    )
+    counts = await store.counts()
+    assert (counts["inbox"], counts["events"], counts["pending"]) == (1, 1, 3)
+    stored = await store.get_event(ev.id)
+    assert stored is not None and stored.to_json() == ev.to_json()
+    # leased to "a": nobody else gets them; the remote handler's delivery is free at once
+    other = await store.claim_due(
+        now=NOW, owner="b", lease_s=LEASE_S, limit=10, handlers=["audit", "remote"]
+    )
+    assert [d.subscriber_id for d in other] == ["handler:remote"]
+
+
+async def test_ingest_duplicate_provider_event_stores_nothing_new(store: Store) -> None:
+    await store.put_subscriber(endpoint("we_1"))
+    await ingest(store, "evt_1", normalized(event("cs_1")))
+
+    again = await ingest(store, "evt_1", normalized(event("cs_2")))
+
+    assert again.duplicate and again.events == [] and again.deliveries == []
+    counts = await store.counts()
+    assert (counts["inbox"], counts["events"], counts["pending"]) == (1, 1, 1)
+
+
+async def test_ingest_same_dedupe_key_from_two_provider_events_keeps_one_event(
+    store: Store,
+) -> None:
+    await store.put_subscriber(endpoint("we_1"))
+    first = await ingest(store, "evt_1", normalized(event("in_1", "invoice.paid")))
+
+    second = await ingest(store, "evt_2", normalized(event("in_1", "invoice.paid")))
+
+    assert len(first.events) == 1
+    assert not second.duplicate and second.events == [] and second.deliveries == []
+    counts = await store.counts()
+    assert (counts["inbox"], counts["events"], counts["pending"]) == (2, 1, 1)
+
+
+async def test_ingest_several_events_keeps_their_order(store: Store) -> None:
+    evs = [event("z_last"), event("a_first"), event("m_middle")]
+
+    res = await ingest(store, "evt_1", normalized(*evs))
+
+    assert res.events == evs
+    page = await store.list_events(limit=None)
+    assert [e.id for e in page.items] == [e.id for e in reversed(evs)]
+
+
+async def test_ingest_ignored_event_is_counted(store: Store) -> None:
+    res = await ingest(store, "evt_1", Normalized(ignored_reason="type not handled"))
+
+    assert not res.duplicate and res.events == []
+    counts = await store.counts()
+    assert (counts["inbox"], counts["ignored"], counts["events"]) == (1, 1, 0)
+
+
+# -- held PaymentIntent decisions ---------------------------------------------------------------
+
+
+async def test_ingest_link_first_drops_pi_decision(store: Store) -> None:
+    await ingest(store, "evt_link", link("pi_1"))
+
+    res = await ingest(store, "evt_pi", pi_decision("pi_1"))
+
+    assert (res.held, res.dropped, res.events) == (0, 1, [])
+    assert (await store.counts())["held"] == 0
+
+
+async def test_ingest_link_after_drops_held_decision(store: Store) -> None:
+    held = await ingest(store, "evt_pi", pi_decision("pi_1"))
+    assert (held.held, held.events) == (1, [])
+    assert (await store.counts())["held"] == 1
+
+    res = await ingest(store, "evt_link", link("pi_1"))
+
+    assert res.dropped == 1
+    assert (await store.counts())["held"] == 0
+    late = NOW + WINDOW_S + 1
+    assert await store.claim_due_deferred(now=late, owner="a", lease_s=LEASE_S, limit=10) == []
+
+
+async def test_ingest_standalone_pi_releases_held_decision(store: Store) -> None:
+    await store.put_subscriber(endpoint("we_1"))
+    ev = event("pi_1", "payment_intent.succeeded")
+    await ingest(store, "evt_pi", pi_decision("pi_1", ev))
+
+    res = await ingest(store, "evt_cs", Normalized(standalone_payment_intents=["pi_1"]))
+
+    assert res.events == [ev]
+    assert [d.subscriber_id for d in res.deliveries] == ["we_1"]
+    assert (await store.counts())["held"] == 0
+
+
+async def test_ingest_standalone_pi_known_first_emits_decision_at_once(store: Store) -> None:
+    await ingest(store, "evt_cs", Normalized(standalone_payment_intents=["pi_1"]))
+    ev = event("pi_1", "payment_intent.succeeded")
+
+    res = await ingest(store, "evt_pi", pi_decision("pi_1", ev))
+
+    assert (res.held, res.events) == (0, [ev])
+
+
+async def test_ingest_standalone_pi_with_link_releases_nothing(store: Store) -> None:
+    await ingest(store, "evt_link", link("pi_1"))
+
+    res = await ingest(store, "evt_cs", Normalized(standalone_payment_intents=["pi_1"]))
+
+    assert res.events == []
+
+
+async def test_ingest_without_window_emits_pi_decision_at_once(store: Store) -> None:
+    ev = event("pi_1", "payment_intent.succeeded")
+
+    res = await ingest(store, "evt_pi", pi_decision("pi_1", ev), window_s=0)
+
+    assert (res.held, res.events) == (0, [ev])
+
+
+async def test_claim_due_deferred_waits_for_window_and_lease(store: Store) -> None:
+    ev = event("pi_1", "payment_intent.succeeded", livemode=True)
+    await ingest(store, "evt_pi", pi_decision("pi_1", ev))
+    early = await store.claim_due_deferred(
+        now=NOW + WINDOW_S - 1, owner="a", lease_s=LEASE_S, limit=10
+    )
+    assert early == []
+
+    due = NOW + WINDOW_S
+    claimed = await store.claim_due_deferred(now=due, owner="a", lease_s=LEASE_S, limit=10)
+
+    assert [(c.payment_intent, c.events) for c in claimed] == [("pi_1", [ev])]
+    assert await store.claim_due_deferred(now=due + 1, owner="b", lease_s=LEASE_S, limit=10) == []
+    expired = due + LEASE_S + 1
+    again = await store.claim_due_deferred(now=expired, owner="b", lease_s=LEASE_S, limit=10)
+    assert [c.id for c in again] == [claimed[0].id]
+
+
+async def _claim_one(store: Store) -> int:
+    claimed = await store.claim_due_deferred(
+        now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, limit=10
+    )
+    assert len(claimed) == 1
+    return claimed[0].id
+
+
+async def test_resolve_deferred_emit_stores_events_and_deliveries(store: Store) -> None:
+    await store.put_subscriber(endpoint("we_1"))
+    ev = event("pi_1", "payment_intent.succeeded")
+    await ingest(store, "evt_pi", pi_decision("pi_1", ev))
+    did = await _claim_one(store)
+
+    res = await store.resolve_deferred(
+        did, emit=True, now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, local_handlers=()
+    )
+
+    assert res.events == [ev] and [d.subscriber_id for d in res.deliveries] == ["we_1"]
+    assert await store.get_event(ev.id) == ev
+    assert (await store.counts())["held"] == 0
+
+
+async def test_resolve_deferred_drop_emits_nothing(store: Store) -> None:
+    await ingest(store, "evt_pi", pi_decision("pi_1"))
+    did = await _claim_one(store)
+
+    res = await store.resolve_deferred(
+        did, emit=False, now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, local_handlers=()
+    )
+
+    assert (res.dropped, res.events) == (1, [])
+    assert (await store.counts())["events"] == 0
+
+
+async def test_resolve_deferred_link_since_claim_wins(store: Store) -> None:
+    await ingest(store, "evt_pi", pi_decision("pi_1"))
+    did = await _claim_one(store)
+    await ingest(store, "evt_link", link("pi_1"))
+
+    res = await store.resolve_deferred(
+        did, emit=True, now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, local_handlers=()
+    )
+
+    assert res.events == [] and res.deliveries == []
+    assert (await store.counts())["events"] == 0
+
+
+async def test_resolve_deferred_with_invoice_stores_link_and_drops(store: Store) -> None:
+    await ingest(store, "evt_pi", pi_decision("pi_1"))
+    did = await _claim_one(store)
+
+    res = await store.resolve_deferred(
+        did,
+        emit=True,
+        now=NOW + WINDOW_S,
+        owner="a",
+        lease_s=LEASE_S,
+        local_handlers=(),
+        invoice="in_9",
+    )
+
+    assert (res.dropped, res.events) == (1, [])
+    later = await ingest(store, "evt_pi2", pi_decision("pi_1"))
+    assert (later.held, later.dropped) == (0, 1)
+
+
+async def test_resolve_deferred_twice_is_duplicate(store: Store) -> None:
+    await ingest(store, "evt_pi", pi_decision("pi_1"))
+    did = await _claim_one(store)
+    kw = {"now": NOW + WINDOW_S, "owner": "a", "lease_s": LEASE_S, "local_handlers": ()}
+    await store.resolve_deferred(did, emit=True, **kw)  # type: ignore[arg-type]
+
+    again = await store.resolve_deferred(did, emit=True, **kw)  # type: ignore[arg-type]
+
+    assert again.duplicate and again.events == []
+    assert (await store.counts())["events"] == 1
+
+
+# -- subscribers --------------------------------------------------------------------------------
+
+
+async def test_subscriber_put_get_roundtrip_and_replace(store: Store) -> None:
+    sub = endpoint(
+        "we_1",
+        ["invoice.*", "refund.succeeded"],
+        signature="stripe",
+        previous_secret="whsec_old",
+        previous_secret_expires_at=NOW + 3600,
+        description="billing",
+        metadata={"team": "ops", "n": 1},
+        livemode=True,
+        api_version="2025-03-31.basil",
+        failing_since=NOW - 5,
+    )
+    await store.put_subscriber(sub)
+    assert await store.get_subscriber("we_1") == sub
+
+    changed = endpoint("we_1", ["*"], status="disabled", disabled_reason="manual")
+    await store.put_subscriber(changed)
+
+    assert await store.get_subscriber("we_1") == changed
+    assert await store.get_subscriber("we_missing") is None
+
+
+async def test_list_subscribers_filters_and_pages_newest_first(store: Store) -> None:
+    for i in range(5):
+        await store.put_subscriber(endpoint(f"we_{i}", created_at=NOW + i, livemode=i % 2 == 1))
+    await store.put_subscriber(handler("audit"))
+
+    everything = await store.list_subscribers()
+    endpoints = await store.list_subscribers(kind="endpoint", offset=1, limit=2)
+    live = await store.list_subscribers(kind="endpoint", livemode=True)
+    handlers = await store.list_subscribers(kind="handler")
+
+    assert everything.count == 6
+    assert (endpoints.count, [s.id for s in endpoints.items]) == (5, ["we_3", "we_2"])
+    assert [s.id for s in live.items] == ["we_3", "we_1"]
+    assert [s.id for s in handlers.items] == ["handler:audit"]
+
+
+async def test_delete_subscriber_removes_its_pending_deliveries(store: Store) -> None:
+    await store.put_subscriber(endpoint("we_1"))
+    await store.put_subscriber(endpoint("we_2"))
+    await ingest(store, "evt_1", normalized(event("cs_1")))
+
+    assert await store.delete_subscriber("we_1") is True
+
+    assert await store.get_subscriber("we_1") is None
+    assert (await store.counts())["pending"] == 1
+    assert await store.delete_subscriber("we_1") is False
+
+
+async def test_subscriber_change_applies_to_next_ingest(store: Store) -> None:
+    await store.put_subscriber(endpoint("we_1", ["invoice.paid"]))
+    first = await ingest(store, "evt_1", normalized(event("cs_1")))
+    await store.put_subscriber(endpoint("we_1", ["checkout.session.*"]))
+
+    second = await ingest(store, "evt_2", normalized(event("cs_2")))
+
+    assert first.deliveries == []
+    assert [d.subscriber_id for d in second.deliveries] == ["we_1"]
