@@ -70,8 +70,8 @@ class Bridge:
         # A lease must outlive one attempt, or a slow attempt could be taken over mid-flight.
         self.lease_s = max(
             config.store.lease_s,
-            config.delivery.timeout_s + 10,
-            config.bus.handler_timeout_s + 10,
+            config.delivery.timeout_s + 5,
+            config.bus.handler_timeout_s + 5,
         )
         self.adapters: dict[str, Adapter] = self._make_adapters(config)
         self.dispatcher: Dispatcher | None = None
@@ -337,9 +337,8 @@ class Bridge:
         self._spawn(self._fetch_thin(client, event))
 
     async def _fetch_thin(self, client: stripe.StripeClient, event: ProviderEvent) -> None:
-        from adapters.stripe_api import fetch_related_object
-
         from adapters.stripe import StripeAdapter, snapshot_from_thin
+        from adapters.stripe_api import fetch_related_object
 
         try:
             obj = await fetch_related_object(client, event.payload)
