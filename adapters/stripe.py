@@ -102,7 +102,8 @@ def _iso_to_unix(text: str) -> int:
 
 
 def _parse_thin(payload: dict[str, Any]) -> ProviderEvent:
-    _required_str(payload, "id"), _required_str(payload, "type")
+    for key in ("id", "type"):
+        _required_str(payload, key)
     created = payload.get("created")
     if not isinstance(created, str):
         raise PayloadError("thin event field 'created' is missing or not a string")

@@ -223,3 +223,10 @@ def test_stripe_normalize_ignores_types_without_a_rule() -> None:
     result = _adapter().normalize(_adapter().parse(BODY))
     assert result.produces_nothing
     assert result.ignored_reason == "no rule for customer.updated"
+
+
+def test_stripe_parse_rejects_a_known_thin_type_without_its_related_object() -> None:
+    body = {k: v for k, v in THIN.items() if k != "related_object"}
+    body["type"] = "v1.billing.meter.error_report_triggered"
+    with pytest.raises(PayloadError, match="thin event"):
+        _adapter().parse(orjson.dumps(body))
