@@ -49,12 +49,17 @@ def make_config(tmp_path: Path, extra: str = "", **fmt: Any) -> Config:
 
     base = yaml.safe_load(BASE_YAML.replace("{db}", str(tmp_path / "paybridge.db")))
     more = yaml.safe_load(extra.format(**fmt)) if extra else {}
-    for key, value in (more or {}).items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = {**base[key], **value}
+    return parse_config(yaml.safe_dump(_deep_merge(base, more or {})), env={})
+
+
+def _deep_merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
         else:
-            base[key] = value
-    return parse_config(yaml.safe_dump(base), env={})
+            out[key] = value
+    return out
 
 
 def stripe_headers(
