@@ -240,10 +240,14 @@ async def test_resolve_deferred_with_invoice_stores_link_and_drops(store: Store)
 async def test_resolve_deferred_twice_is_duplicate(store: Store) -> None:
     await ingest(store, "evt_pi", pi_decision("pi_1"))
     did = await _claim_one(store)
-    kw = {"now": NOW + WINDOW_S, "owner": "a", "lease_s": LEASE_S, "local_handlers": ()}
-    await store.resolve_deferred(did, emit=True, **kw)  # type: ignore[arg-type]
+    now = NOW + WINDOW_S
+    await store.resolve_deferred(
+        did, emit=True, now=now, owner="a", lease_s=LEASE_S, local_handlers=()
+    )
 
-    again = await store.resolve_deferred(did, emit=True, **kw)  # type: ignore[arg-type]
+    again = await store.resolve_deferred(
+        did, emit=True, now=now, owner="a", lease_s=LEASE_S, local_handlers=()
+    )
 
     assert again.duplicate and again.events == []
     assert (await store.counts())["events"] == 1
