@@ -33,9 +33,11 @@ def _setup_logging(verbose: bool = False) -> None:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-c", "--config", help="config file (default $PAYBRIDGE_CONFIG or ./config.yaml)"
+        "-c", "--config", help="config file (default $PAYBRIDGE_CONFIG, else ./config.yaml)"
     )
-    p = argparse.ArgumentParser(prog="paybridge", description=__doc__, parents=[common])
+    p = argparse.ArgumentParser(prog="paybridge", description=__doc__)
+    # "-c" is accepted before the sub-command too; after it, it wins.
+    p.add_argument("-c", "--config", dest="config_before", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", parents=[common], help="run the service")
     serve.add_argument("--host", help="override server.host")
@@ -218,8 +220,7 @@ def _cmd_resend(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``paybridge`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    if not hasattr(args, "config"):
-        args.config = None
+    args.config = args.config or args.config_before
     commands = {
         "check": _cmd_check,
         "serve": _cmd_serve,
