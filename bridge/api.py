@@ -10,14 +10,23 @@ Lists answer ``{"count": total, "list": [...]}``; ``page`` starts at 1, ``size``
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
-from bridge.api_models import EndpointCreate, EndpointUpdate, parse_body
+from bridge.api_models import (
+    EndpointCreate,
+    EndpointUpdate,
+    ResendRequest,
+    RotateRequest,
+    check_signable,
+    parse_body,
+)
 from bridge.errors import RequestError
 from bridge.signing import generate_endpoint_secret
 from bridge.store.base import AttemptRecord, Subscriber
@@ -26,6 +35,8 @@ if TYPE_CHECKING:
     from bridge.service import Bridge
 
 __all__ = ["add_admin_routes", "attempt_json", "endpoint_json", "iso"]
+
+log = logging.getLogger(__name__)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -138,6 +149,10 @@ class _Admin:
             raise RequestError("no such webhook endpoint", status=404, error_type="not_found")
         return sub
 
+    def _check_signable(self, sub: Subscriber) -> None:
+        pk = self.bridge.config.sources.payment_kit
+        check_signable(sub, has_app_key=pk is not None and pk.app_secret_key is not None)
+
     def _changed(self) -> None:
         if self.bridge.dispatcher is not None:
             self.bridge.dispatcher.invalidate()
@@ -153,11 +168,16 @@ class _Admin:
     async def create_endpoint(self, request: web.Request) -> web.Response:
         body = parse_body(EndpointCreate, await request.read())
         await body.check_url(self.bridge.config.delivery.allow_private_networks)
-        now = self.bridge.clock()
+        if body.id is not None and await self.bridge.store.get_subscriber(body.id) is not None:
+            raise RequestError(
+                f"webhook endpoint {body.id} already exists", status=409, error_type="conflict"
+            )
         secret = body.secret or generate_endpoint_secret()
-        sub = body.to_subscriber(secret=secret, now=now)
+        sub = body.to_subscriber(secret=secret, now=self.bridge.clock())
+        self._check_signable(sub)
         await self.bridge.store.put_subscriber(sub)
         self._changed()
+        log.info("endpoint %s created via the API (%s)", sub.id, ", ".join(sub.enabled_events))
         return _json(endpoint_json(sub, secret=secret))
 
     async def get_endpoint(self, request: web.Request) -> web.Response:
@@ -170,6 +190,7 @@ class _Admin:
         if body.url is not None:
             await body.check_url(self.bridge.config.delivery.allow_private_networks)
         new = body.apply(sub, now=self.bridge.clock())
+        self._check_signable(new)
         await self.bridge.store.put_subscriber(new)
         self._changed()
         return _json(endpoint_json(new))
@@ -179,17 +200,15 @@ class _Admin:
         self._refuse_config(sub)
         await self.bridge.store.delete_subscriber(sub.id)
         self._changed()
+        log.info("endpoint %s deleted via the API", sub.id)
         return _json({**endpoint_json(sub), "deleted": True})
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
         sub = await self._endpoint(request)
         self._refuse_config(sub)
-        raw = await request.read()
-        given = orjson.loads(raw).get("secret") if raw.strip() else None
+        body = parse_body(RotateRequest, await request.read())
         now = self.bridge.clock()
-        secret = given if isinstance(given, str) and given else generate_endpoint_secret()
-        from dataclasses import replace
-
+        secret = body.secret or generate_endpoint_secret()
         new = replace(
             sub,
             secret=secret,
@@ -197,8 +216,14 @@ class _Admin:
             previous_secret_expires_at=now + self.bridge.config.delivery.secret_rotation_overlap_s,
             updated_at=now,
         )
+        self._check_signable(new)
         await self.bridge.store.put_subscriber(new)
         self._changed()
+        log.info(
+            "endpoint %s secret rotated; the old one signs until %s",
+            sub.id,
+            iso(new.previous_secret_expires_at),
+        )
         return _json(endpoint_json(new, secret=secret))
 
     @staticmethod
@@ -229,14 +254,9 @@ class _Admin:
 
     async def resend(self, request: web.Request) -> web.Response:
         event_id = request.match_info["id"]
-        raw = await request.read()
-        try:
-            data = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError:
-            raise RequestError("body must be JSON") from None
-        endpoint_id = data.get("endpoint_id") if isinstance(data, dict) else None
+        endpoint_id = parse_body(ResendRequest, await request.read()).endpoint_id
         if endpoint_id is not None:
-            sub = await self.bridge.store.get_subscriber(str(endpoint_id))
+            sub = await self.bridge.store.get_subscriber(endpoint_id)
             if sub is None or sub.kind != "endpoint":
                 raise RequestError("no such webhook endpoint", status=404, error_type="not_found")
         try:
@@ -246,6 +266,7 @@ class _Admin:
         except LookupError:
             raise RequestError("no such event", status=404, error_type="not_found") from None
         self._changed()
+        log.info("event %s resent: %d deliveries queued", event_id, len(ids))
         return _json({"event_id": event_id, "deliveries": ids})
 
     async def list_attempts(self, request: web.Request) -> web.Response:

@@ -11,10 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bridge.catalog import UnknownEventTypeError, validate_patterns
 from bridge.errors import RequestError
+from bridge.signing import standard_webhook_headers
 from bridge.ssrf import UnsafeURLError, check_url
 from bridge.store.base import Subscriber
 
-__all__ = ["EndpointCreate", "EndpointUpdate", "parse_body"]
+__all__ = [
+    "EndpointCreate",
+    "EndpointUpdate",
+    "ResendRequest",
+    "RotateRequest",
+    "check_signable",
+    "parse_body",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,6 +42,36 @@ def parse_body(model: type[M], raw: bytes) -> M:
         loc = ".".join(str(p) for p in err["loc"]) or "body"
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         raise RequestError(f"{loc}: {msg}") from None
+
+
+def check_signable(sub: Subscriber, *, has_app_key: bool) -> None:
+    """Refuse an endpoint that could never be signed for, instead of failing every delivery.
+
+    Raises:
+        RequestError: (400) ``standard`` with a secret that is not ``whsec_<base64 key>``, or
+            ``blocklet`` while ``sources.payment_kit.app_secret_key`` is not configured.
+    """
+    if sub.signature == "blocklet":
+        if not has_app_key:
+            raise RequestError(
+                "signature: 'blocklet' needs sources.payment_kit.app_secret_key in the config"
+            )
+        return
+    if not sub.secret:
+        raise RequestError(f"secret: required for signature {sub.signature!r}")
+    if sub.signature == "standard":
+        try:  # the real signer is the authority on what a usable key is
+            standard_webhook_headers("probe", 0, b"", [sub.secret])
+        except ValueError:
+            raise RequestError(
+                "secret: signature 'standard' needs whsec_<base64 key> (Standard Webhooks)"
+            ) from None
+
+
+def _secret_length(v: str | None) -> str | None:
+    if v is not None and len(v) < 16:
+        raise ValueError("must be at least 16 characters (whsec_… recommended)")
+    return v
 
 
 def _patterns(v: list[str] | None) -> list[str] | None:
@@ -85,9 +123,7 @@ class EndpointCreate(_EndpointFields):
     @field_validator("secret")
     @classmethod
     def _secret_shape(cls, v: str | None) -> str | None:
-        if v is not None and len(v) < 16:
-            raise ValueError("must be at least 16 characters (whsec_… recommended)")
-        return v
+        return _secret_length(v)
 
     def to_subscriber(self, *, secret: str, now: float) -> Subscriber:
         return Subscriber(
@@ -123,3 +159,24 @@ class EndpointUpdate(_EndpointFields):
             changes["failing_since"] = None
             changes["disabled_reason"] = None
         return replace(sub, **changes)
+
+
+class RotateRequest(BaseModel):
+    """``POST /api/webhook-endpoints/{id}/rotate``: an optional new secret (else generated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_shape(cls, v: str | None) -> str | None:
+        return _secret_length(v)
+
+
+class ResendRequest(BaseModel):
+    """``POST /api/events/{id}/resend``: one endpoint, or every matching one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_id: str | None = None

@@ -66,6 +66,7 @@ class Dispatcher:
         self._queues: dict[str, deque[Delivery]] = {}
         self._inflight: dict[str, int] = {}
         self._known: set[int] = set()
+        self._running: set[int] = set()  # delivery ids with an attempt in flight
         self._total = 0
         self._subs: dict[str, Subscriber] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -92,13 +93,19 @@ class Dispatcher:
         self._queues.clear()
         with contextlib.suppress(StoreError):
             await self.store.release(queued, owner=self.owner)
-        in_flight = self._total
+        abandoned: list[int] = []
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            abandoned = list(self._running)
             for t in pending:
                 t.cancel()
-            in_flight = len(pending)
-        return {"released": len(queued), "abandoned_in_flight": in_flight}
+            if pending:
+                await asyncio.wait(pending)
+        # An abandoned attempt's outcome is unknown: give its lease back so the next start
+        # (this instance or another) retries it at once instead of after the lease expires.
+        with contextlib.suppress(StoreError):
+            await self.store.release(abandoned, owner=self.owner)
+        return {"released": len(queued), "abandoned_in_flight": len(abandoned)}
 
     def invalidate(self) -> None:
         """Subscribers changed (admin API): reload them at the next tick."""
@@ -161,6 +168,7 @@ class Dispatcher:
         return sub
 
     async def _attempt(self, d: Delivery) -> None:
+        self._running.add(d.id)
         try:
             await self._attempt_inner(d)
         except StoreError as exc:
@@ -170,6 +178,7 @@ class Dispatcher:
         except Exception:
             log.exception("delivery %s: unexpected error", d.id)
         finally:
+            self._running.discard(d.id)
             self._known.discard(d.id)
             self._inflight[d.subscriber_id] -= 1
             if not self._inflight[d.subscriber_id]:
@@ -200,9 +209,18 @@ class Dispatcher:
             now=self.clock(),
             disable_after_failing_s=self.cfg.disable_after_failing_s,
         )
+        self._log_outcome(sub, d, attempt_no, outcome)
         if outcome.disable_endpoint or not outcome.delivered:
             self._subs.pop(sub.id, None)  # its failure streak or status may have changed
-        self._log_outcome(sub, d, attempt_no, outcome)
+        if not outcome.delivered and not outcome.disable_endpoint:
+            await self._log_if_disabled(sub)
+
+    async def _log_if_disabled(self, before: Subscriber) -> None:
+        """The store disables an endpoint failing for ``disable_after_failing_s`` straight;
+        say so once, when it happens."""
+        after = await self._subscriber(before.id)
+        if before.status == "enabled" and after is not None and after.status == "disabled":
+            log.warning("disabled endpoint=%s: %s", after.id, after.disabled_reason)
 
     async def _post(self, sub: Subscriber, d: Delivery, attempt_no: int) -> DeliveryOutcome:
         res = await self.sender.send(sub, d.event)
@@ -287,12 +305,14 @@ class Dispatcher:
         if not self._subs:
             await self.refresh_subscribers()
         await self._decide_deferred()
-        free = self.cfg.max_in_flight - self._total - sum(len(q) for q in self._queues.values())
+        # Only attempts in flight count against the global budget: a backlog queued for one
+        # slow subscriber must never stop claims for the others. Subscribers that already have
+        # work queued here, or all their slots busy, are skipped until they catch up.
+        free = self.cfg.max_in_flight - self._total
         if free <= 0:
             return
-        busy = [
-            sid for sid, n in self._inflight.items() if n >= self.cfg.max_in_flight_per_endpoint
-        ]
+        limit = self.cfg.max_in_flight_per_endpoint
+        busy = sorted({sid for sid, n in self._inflight.items() if n >= limit} | set(self._queues))
         claimed = await self.store.claim_due(
             now=self.clock(),
             owner=self.owner,

@@ -16,12 +16,13 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import orjson
 
+from bridge.errors import BridgeError
 from bridge.events import Event
 from bridge.signing import standard_webhook_headers, stripe_scheme_headers
 from bridge.ssrf import GuardedResolver, find_unsafe_address_error, ssrf_trace_config
 from bridge.store.base import Subscriber
 
-__all__ = ["SendResult", "WebhookSender", "build_request"]
+__all__ = ["USER_AGENT", "SendResult", "WebhookSender", "build_request", "describe_error"]
 
 _RESPONSE_BODY_MAX = 1024
 USER_AGENT = "paybridge-webhooks/0.1"
@@ -43,8 +44,12 @@ def build_request(
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers for delivering ``event`` to ``sub``.
 
-    Raises ValueError when the subscriber cannot be signed for (no secret, malformed secret,
-    or ``blocklet`` without ``sources.payment_kit.app_secret_key``)."""
+    Raises:
+        ValueError: the subscriber cannot be signed for (no secret, a secret that is not
+            ``whsec_<base64>`` for ``standard``, or ``blocklet`` without
+            ``sources.payment_kit.app_secret_key``).
+        ConfigError: ``blocklet`` with an app secret key that cannot be parsed.
+        TypeError: the event cannot be canonicalized for a ``blocklet`` signature."""
     ts = int(now)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if sub.signature == "blocklet":
@@ -118,17 +123,24 @@ class WebhookSender:
             self._session = None
 
     async def send(self, sub: Subscriber, event: Event) -> SendResult:
-        """POST ``event`` to ``sub.url``, signed for ``sub``; no redirects followed."""
+        """POST ``event`` to ``sub.url``, signed for ``sub``; no redirects followed.
+
+        Never raises for a failed attempt: a request that cannot be signed (see
+        :func:`build_request`), a refused address, a timeout or a connection error comes back
+        as ``SendResult.error``. Raises AssertionError when :meth:`start` was not called."""
         assert self._session is not None, "WebhookSender.start() was not called"
         started = time.perf_counter()
         try:
             body, headers = build_request(
                 sub, event, now=self._clock(), app_secret_key=self._app_secret_key
             )
+        except (ValueError, TypeError, BridgeError) as exc:  # a configuration problem
+            return SendResult(None, exc, None, None, 0.0)
+        try:
             async with self._session.post(
                 sub.url or "", data=body, headers=headers, allow_redirects=False
             ) as resp:
-                raw = await resp.content.read(_RESPONSE_BODY_MAX)
+                raw = await _read_capped(resp, _RESPONSE_BODY_MAX)
                 return SendResult(
                     resp.status,
                     None,
@@ -138,6 +150,20 @@ class WebhookSender:
                 )
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             return SendResult(None, exc, None, None, (time.perf_counter() - started) * 1000)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the response body (the rest is never read: the connection is
+    dropped rather than draining a huge or endless body)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def describe_error(exc: BaseException) -> str:
