@@ -36,6 +36,7 @@ from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
 from bridge.webhook import WebhookSender
 
 if TYPE_CHECKING:
+    import aiohttp
     import stripe
     from aiohttp import web
 
@@ -78,6 +79,8 @@ class Bridge:
         self._sender: WebhookSender | None = None
         self._started = False
         self._background: set[asyncio.Task[object]] = set()
+        self._stripe: stripe.StripeClient | None = None
+        self._stripe_http: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> Bridge:
@@ -127,6 +130,7 @@ class Bridge:
             clock=self.clock,
         )
         await self._sender.start()
+        await self._open_stripe_client()
         stripe_cfg = self.config.sources.stripe
         self.dispatcher = Dispatcher(
             store=self.store,
@@ -160,6 +164,9 @@ class Bridge:
             task.cancel()
         if self._sender is not None:
             await self._sender.close()
+        if self._stripe_http is not None:
+            await self._stripe_http.close()
+            self._stripe_http = self._stripe = None
         await self.store.close()
         log.info(
             "paybridge stopped: %d queued deliveries released, %d attempts abandoned in flight",
@@ -308,16 +315,21 @@ class Bridge:
         return result
 
     # -- Stripe API look-ups (deferred steps, never inside a request) --------------------------
-    def _stripe_client(self) -> stripe.StripeClient | None:
+    async def _open_stripe_client(self) -> None:
         cfg = self.config.sources.stripe
         if cfg is None or cfg.api_key is None:
-            return None
+            return
+        import aiohttp
+
         from adapters.stripe_api import make_client
 
-        return make_client(cfg.api_key.get_secret_value(), cfg.api_base)
+        self._stripe_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self._stripe = make_client(
+            cfg.api_key.get_secret_value(), cfg.api_base, session=self._stripe_http
+        )
 
     def _invoice_lookup(self) -> Callable[[str], Awaitable[str | None]] | None:
-        client = self._stripe_client()
+        client = self._stripe
         if client is None:
             return None
         from adapters.stripe_api import find_invoice_for_payment_intent
@@ -328,7 +340,7 @@ class Bridge:
         return lookup
 
     def _after_thin(self, event: ProviderEvent) -> None:
-        client = self._stripe_client()
+        client = self._stripe
         if client is None:
             log.info(
                 "thin event %s stored and ignored: no sources.stripe.api_key to fetch it", event.id

@@ -1,0 +1,104 @@
+"""The deferred Stripe API steps of the running service, against a local Stripe-compatible
+server: the basil PaymentIntent → invoice look-up, and `paybridge reconcile`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from adapters.stripe_samples import sample_event
+from bridge.reconcile import parse_since, reconcile
+from tests.conftest import BridgeFactory, post_stripe
+
+ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+KEY = "sk_test_local_lookup"
+
+
+def _fake_stripe(events: list[dict[str, Any]], paying: dict[str, str]) -> web.Application:
+    async def invoice_payments(request: web.Request) -> web.Response:
+        assert request.headers.get("Authorization") == f"Bearer {KEY}"
+        pi = request.query.get("payment[payment_intent]", "")
+        data = []
+        if pi in paying:
+            data = [{"id": "inpay_1", "object": "invoice_payment", "invoice": paying[pi],
+                     "payment": {"type": "payment_intent", "payment_intent": pi}}]  # fmt: skip
+        return web.json_response(
+            {"object": "list", "data": data, "has_more": False, "url": "/v1/invoice_payments"}
+        )
+
+    async def list_events(request: web.Request) -> web.Response:
+        gte = int(request.query["created[gte]"])
+        data = [e for e in events if e["created"] >= gte]
+        return web.json_response(
+            {"object": "list", "data": data, "has_more": False, "url": "/v1/events"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/v1/invoice_payments", invoice_payments)
+    app.router.add_get("/v1/events", list_events)
+    return app
+
+
+async def _wait_decided(bridge: Any) -> None:
+    deadline = time.monotonic() + 10
+    while (await bridge.store.counts())["held"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
+async def test_basil_payment_intent_paying_an_invoice_is_dropped_after_lookup(
+    make_bridge: BridgeFactory, aiohttp_server: ServerFactory
+) -> None:
+    invoice_pi = sample_event("payment_intent.succeeded")
+    one_time_pi = sample_event("payment_intent.succeeded")
+    paying = {invoice_pi["data"]["object"]["id"]: "in_from_lookup"}
+    server = await aiohttp_server(_fake_stripe([], paying))
+    bridge, client = await make_bridge(
+        "sources: {{stripe: {{correlation_window_s: 0.1, api_key: {key}, api_base: '{base}'}}}}",
+        key=KEY,
+        base=str(server.make_url("")).rstrip("/"),
+    )
+    for event in (invoice_pi, one_time_pi):
+        status, body = await post_stripe(client, event)
+        assert status == 200 and body["events"] == []  # held: basil PIs name no invoice
+    await _wait_decided(bridge)
+    facts = {(e.type, e.object_id) for e in (await bridge.store.list_events(limit=None)).items}
+    one_time = one_time_pi["data"]["object"]["id"]
+    assert ("payment_intent.succeeded", one_time) in facts
+    assert not any(oid == invoice_pi["data"]["object"]["id"] for _, oid in facts)
+
+
+def test_reconcile_since_parsing() -> None:
+    assert parse_since("30m") == 1800 and parse_since("3d") == 259200
+    for bad in ("3 days", "", "-1d", "5w"):
+        try:
+            parse_since(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+async def test_reconcile_backfills_missed_events_once(
+    make_bridge: BridgeFactory, aiohttp_server: ServerFactory
+) -> None:
+    missed = [sample_event("customer.subscription.created", api_version="2024-06-20")
+              for _ in range(3)]  # fmt: skip
+    server = await aiohttp_server(_fake_stripe(missed, {}))
+    bridge, client = await make_bridge(
+        "sources: {{stripe: {{api_key: {key}, api_base: '{base}'}}}}",
+        key=KEY,
+        base=str(server.make_url("")).rstrip("/"),
+    )
+    await post_stripe(client, missed[0])  # this one did arrive
+    url = str(client.make_url("/webhooks/stripe"))
+    first = await reconcile(bridge.config, since_s=3600, to=url)
+    assert (first.listed, first.new, first.duplicates, first.failed) == (3, 2, 1, 0)
+    again = await reconcile(bridge.config, since_s=3600, to=url)
+    assert (again.new, again.duplicates) == (0, 3)
+    types = [e.type for e in (await bridge.store.list_events(limit=None)).items]
+    assert types.count("customer.subscription.created") == 3
