@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +21,7 @@ import pytest
 from bridge.store.base import Store
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
+from tests.store.store_factories import FreshDatabase, OpenStore
 
 ENV_URL = "PAYBRIDGE_TEST_POSTGRES_URL"
 _TABLES = "inbox, events, subscribers, deliveries, attempts, pi_links, pi_standalone, deferred"
@@ -70,19 +71,19 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_database(postgres_server_url: str) -> Iterator[Callable[[], str]]:
+async def fresh_database(postgres_server_url: str) -> AsyncIterator[FreshDatabase]:
     """Factory of brand-new empty databases (dropped after the test), for migration tests."""
     names: list[str] = []
 
-    def make() -> str:
+    async def make() -> str:
         name = f"paybridge_test_{secrets.token_hex(6)}"
-        run_admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+        await _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
         names.append(name)
         return with_database(postgres_server_url, name)
 
     yield make
     for name in names:
-        run_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _truncate(url: str) -> None:
@@ -103,9 +104,6 @@ async def pg_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
         yield store
     finally:
         await store.close()
-
-
-OpenStore = Callable[..., Awaitable[PostgresStore]]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -11,11 +11,14 @@ import orjson
 from adapters.base import Deferred, Link, Normalized
 from bridge.events import Event
 from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
+from bridge.store.postgres import PostgresStore
 
 __all__ = [
     "LEASE_S",
     "NOW",
     "WINDOW_S",
+    "FreshDatabase",
+    "OpenStore",
     "endpoint",
     "event",
     "handler",
@@ -29,6 +32,11 @@ __all__ = [
 NOW = 1_750_000_000.0
 LEASE_S = 30.0
 WINDOW_S = 60.0
+
+# The ``open_pg_store`` fixture: opens another PostgresStore ("another instance").
+OpenStore = Callable[..., Awaitable[PostgresStore]]
+# The ``fresh_database`` fixture: creates an empty database, returns its URL.
+FreshDatabase = Callable[[], Awaitable[str]]
 
 
 def event(key: str, type: str = "checkout.session.completed", *, livemode: bool = False) -> Event:

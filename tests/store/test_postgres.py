@@ -1,0 +1,234 @@
+"""PostgreSQL only: several instances on one database (races), migrations at start, errors
+and reconnection. "Instances" are separate PostgresStore objects, each with its own pool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from bridge.errors import StoreError
+from bridge.store import create_store
+from bridge.store.base import Delivery, IngestResult
+from bridge.store.postgres import PostgresStore
+from bridge.store.postgres_schema import MIGRATIONS
+from tests.store.store_factories import (
+    LEASE_S,
+    NOW,
+    WINDOW_S,
+    FreshDatabase,
+    OpenStore,
+    endpoint,
+    event,
+    ingest,
+    link,
+    normalized,
+    pi_decision,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_postgres_concurrent_ingest_of_one_provider_event_has_one_winner(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    other = await open_pg_store()
+    await pg_store.put_subscriber(endpoint("we_1"))
+    results: list[IngestResult] = []
+    for i in range(20):
+        n = normalized(event(f"cs_{i}"))
+        results += await asyncio.gather(
+            ingest(pg_store, f"evt_{i}", n, owner="a"), ingest(other, f"evt_{i}", n, owner="b")
+        )
+
+    winners = [r for r in results if not r.duplicate]
+    assert len(winners) == 20
+    assert all(len(r.events) == 1 and len(r.deliveries) == 1 for r in winners)
+    counts = await pg_store.counts()
+    assert (counts["inbox"], counts["events"], counts["pending"]) == (20, 20, 20)
+
+
+async def test_postgres_concurrent_ingest_of_one_fact_stores_one_event(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    other = await open_pg_store()
+    await pg_store.put_subscriber(endpoint("we_1"))
+    new_events = 0
+    for i in range(20):
+        # two provider events naming the same facts, listed in opposite orders
+        a, b = event(f"in_{i}", "invoice.paid"), event(f"cs_{i}")
+        pair = await asyncio.gather(
+            ingest(pg_store, f"evt_a{i}", normalized(a, b)),
+            ingest(other, f"evt_b{i}", normalized(b, a)),
+        )
+        assert not any(r.duplicate for r in pair)
+        new_events += sum(len(r.events) for r in pair)
+
+    assert new_events == 40
+    counts = await pg_store.counts()
+    assert (counts["inbox"], counts["events"], counts["pending"]) == (40, 40, 40)
+
+
+async def test_postgres_link_and_held_decision_racing_never_both_miss(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    other = await open_pg_store()
+    for i in range(30):
+        pi = f"pi_{i}"
+        held, linked = await asyncio.gather(
+            ingest(pg_store, f"evt_pi{i}", pi_decision(pi)),
+            ingest(other, f"evt_link{i}", link(pi)),
+        )
+        assert held.dropped + linked.dropped == 1  # one side always saw the other
+
+    assert (await pg_store.counts())["held"] == 0
+    late = NOW + WINDOW_S + 1
+    assert await pg_store.claim_due_deferred(now=late, owner="a", lease_s=LEASE_S, limit=100) == []
+
+
+async def test_postgres_concurrent_claims_are_disjoint_and_complete(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    others = [await open_pg_store(max_size=4) for _ in range(2)]
+    await pg_store.put_subscriber(endpoint("we_1"))
+    await pg_store.put_subscriber(endpoint("we_2"))
+    for i in range(150):  # 300 deliveries, leased by nobody
+        await ingest(pg_store, f"evt_{i}", normalized(event(f"cs_{i}")), owner="gone")
+
+    async def drain(store: PostgresStore, owner: str) -> list[Delivery]:
+        got: list[Delivery] = []
+        while batch := await store.claim_due(
+            now=NOW + LEASE_S + 1, owner=owner, lease_s=LEASE_S, limit=7, handlers=()
+        ):
+            got += batch
+        return got
+
+    workers = [(s, f"instance-{n}-worker-{i}") for n, s in enumerate(others) for i in range(2)]
+    claims = await asyncio.gather(*(drain(s, owner) for s, owner in workers))
+    ids = [d.id for batch in claims for d in batch]
+
+    assert len(ids) == 300 and len(set(ids)) == 300
+
+
+async def test_postgres_concurrent_migrations_on_a_fresh_database(
+    fresh_database: FreshDatabase,
+) -> None:
+    url = await fresh_database()
+    stores = [PostgresStore(url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        conn = await asyncpg.connect(url)
+        try:
+            versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        finally:
+            await conn.close()
+        assert [r["version"] for r in versions] == [v for v, _ in MIGRATIONS]
+        assert (await stores[3].counts())["events"] == 0
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def _terminate(url: str, where: str) -> int:
+    admin = await asyncpg.connect(url)
+    try:
+        killed: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            f" WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"
+        )
+    finally:
+        await admin.close()
+    return killed
+
+
+async def test_postgres_recovers_after_idle_backends_are_terminated(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    await pg_store.put_subscriber(endpoint("we_1"))
+    assert await _terminate(postgres_url, "backend_type = 'client backend'") >= 1
+
+    failures = 0
+    for attempt in range(5):
+        try:
+            res = await ingest(pg_store, f"evt_{attempt}", normalized(event(f"cs_{attempt}")))
+        except StoreError:
+            failures += 1
+            continue
+        break
+    assert failures <= 1  # at most the call that met the dead connection
+    assert [d.subscriber_id for d in res.deliveries] == ["we_1"]
+    assert (await pg_store.counts())["events"] == 1
+
+
+async def _until_waiting(conn: asyncpg.Connection, where: str) -> bool:
+    """Poll (bounded) until a backend of this database matches ``where``."""
+    sql = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        f" AND pid <> pg_backend_pid() AND {where}"
+    )
+    for _ in range(1000):
+        if await conn.fetchval(sql):
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_postgres_backend_killed_mid_ingest_raises_store_error_and_keeps_nothing(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    blocker = await asyncpg.connect(postgres_url)
+    try:
+        # hold the PI lock so the ingest stops half-way through its transaction
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT pg_advisory_xact_lock(hashtextextended('pi:pi_1', 0))")
+        task = asyncio.create_task(ingest(pg_store, "evt_link", link("pi_1")))
+        waiting = "wait_event_type = 'Lock' AND backend_type = 'client backend'"
+        assert await _until_waiting(blocker, waiting)
+        assert await _terminate(postgres_url, waiting) == 1
+        with pytest.raises(StoreError):
+            await task
+        await tx.rollback()
+    finally:
+        await blocker.close()
+
+    again = await ingest(pg_store, "evt_link", link("pi_1"))
+
+    assert not again.duplicate  # the killed transaction kept nothing
+    assert (await pg_store.counts())["inbox"] == 1
+
+
+async def test_postgres_unreachable_database_raises_store_error() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere")
+
+    with pytest.raises(StoreError):
+        await store.open()
+    with pytest.raises(StoreError):
+        await store.counts()
+
+
+async def test_postgres_closed_store_raises_store_error(open_pg_store: OpenStore) -> None:
+    store = await open_pg_store()
+    await store.close()
+    await store.close()  # idempotent
+
+    with pytest.raises(StoreError):
+        await store.get_event("evt_x")
+
+
+async def test_postgres_other_instance_sees_subscriber_changes(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    other = await open_pg_store()
+    assert (await ingest(other, "evt_0", normalized(event("cs_0")))).deliveries == []
+
+    await pg_store.put_subscriber(endpoint("we_1"))
+    res = await ingest(other, "evt_1", normalized(event("cs_1")))
+
+    assert [d.subscriber_id for d in res.deliveries] == ["we_1"]
+    assert await other.get_subscriber("we_1") == endpoint("we_1")
+
+
+def test_postgres_create_store_picks_postgres_for_postgresql_urls() -> None:
+    assert isinstance(create_store("postgresql://u@127.0.0.1/db"), PostgresStore)
+    assert isinstance(create_store("postgres://u@127.0.0.1/db"), PostgresStore)
