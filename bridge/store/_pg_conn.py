@@ -89,8 +89,8 @@ class PgPool:
     async def tx(self) -> AsyncIterator[Any]:
         """A connection inside one READ COMMITTED transaction, committed when the block
         exits normally and rolled back otherwise; raises :class:`StoreError` on any database
-        failure. (If the connection dies during COMMIT the outcome is unknown; every write
-        here is safe to retry: ingest answers ``duplicate`` when the first try committed.)"""
+        failure. (If the connection dies during COMMIT the outcome is unknown: a retried
+        ingest then answers ``duplicate`` when the first try did commit.)"""
         pool = self._require()
         try:
             async with pool.acquire() as conn, conn.transaction():

@@ -38,21 +38,15 @@ from adapters.base import Deferred, Normalized
 from bridge.events import Event
 from bridge.store._pg_conn import PgPool
 from bridge.store._pg_deliveries import PgDeliveries
-from bridge.store._rows import (
-    SUBSCRIBER_COLUMNS,
-    matching_subscribers,
-    subscriber_from_row,
-    subscriber_params,
-)
+from bridge.store._pg_subscribers import PgSubscribers
+from bridge.store._rows import SUBSCRIBER_COLUMNS, matching_subscribers, subscriber_from_row
 from bridge.store.base import (
     ClaimedDeferred,
     Delivery,
     InboxRecord,
     IngestResult,
-    Page,
     Store,
     Subscriber,
-    SubscriberKind,
 )
 
 __all__ = ["PostgresStore"]
@@ -73,10 +67,6 @@ _INSERT_DELIVERIES = (
     " FROM unnest($1::text[], $2::text[], $6::bool[]) AS t(e, s, l)"
     " RETURNING id, event_id, subscriber_id"
 )
-_SUBSCRIBER_MARKS = ", ".join(f"${i + 1}" for i in range(len(SUBSCRIBER_COLUMNS.split(","))))
-_SUBSCRIBER_UPDATES = ", ".join(
-    f"{c} = EXCLUDED.{c}" for c in (c.strip() for c in SUBSCRIBER_COLUMNS.split(",")) if c != "id"
-)
 
 
 async def _lock(conn: Any, keys: Sequence[str]) -> None:
@@ -93,7 +83,7 @@ def _events_from_blob(blob: bytes) -> list[Event]:
     return [Event.model_validate(e) for e in orjson.loads(blob)]
 
 
-class PostgresStore(PgDeliveries, Store):
+class PostgresStore(PgSubscribers, PgDeliveries, Store):
     """See the module docstring. ``url`` is a ``postgresql://`` DSN."""
 
     def __init__(
@@ -316,7 +306,10 @@ class PostgresStore(PgDeliveries, Store):
         rows = sorted(rows, key=lambda r: (r["decide_at"], r["id"]))
         return [
             ClaimedDeferred(
-                int(r["id"]), r["payment_intent"], bool(r["livemode"]), _events_from_blob(r[3])
+                int(r["id"]),
+                r["payment_intent"],
+                bool(r["livemode"]),
+                _events_from_blob(r["events"]),
             )
             for r in rows
         ]
@@ -372,58 +365,3 @@ class PostgresStore(PgDeliveries, Store):
             return await self._resolve_tx(
                 conn, deferred_id, emit, now, owner, now + lease_s, set(local_handlers), invoice
             )
-
-    # -- subscribers --------------------------------------------------------------------------
-    async def put_subscriber(self, sub: Subscriber) -> Subscriber:
-        """Insert or replace ``sub`` (by id); raises :class:`StoreError`."""
-        async with self._db.conn() as conn:
-            await conn.execute(
-                f"INSERT INTO subscribers ({SUBSCRIBER_COLUMNS}) VALUES ({_SUBSCRIBER_MARKS})"
-                f" ON CONFLICT (id) DO UPDATE SET {_SUBSCRIBER_UPDATES}",
-                *subscriber_params(sub),
-            )
-        self._forget_subscribers()
-        return sub
-
-    async def get_subscriber(self, subscriber_id: str) -> Subscriber | None:
-        """The subscriber, read fresh from the database; raises :class:`StoreError`."""
-        async with self._db.conn() as conn:
-            row = await conn.fetchrow(
-                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = $1", subscriber_id
-            )
-        return subscriber_from_row(row) if row is not None else None
-
-    async def delete_subscriber(self, subscriber_id: str) -> bool:
-        """Delete a subscriber and its pending deliveries; raises :class:`StoreError`."""
-        async with self._db.tx() as conn:
-            gone = await conn.fetchval(
-                "DELETE FROM subscribers WHERE id = $1 RETURNING 1", subscriber_id
-            )
-            await conn.execute(
-                "DELETE FROM deliveries WHERE subscriber_id = $1 AND status = 'pending'",
-                subscriber_id,
-            )
-        self._forget_subscribers()
-        return gone is not None
-
-    async def list_subscribers(
-        self,
-        *,
-        kind: SubscriberKind | None = None,
-        livemode: bool | None = None,
-        offset: int = 0,
-        limit: int = 100,
-    ) -> Page[Subscriber]:
-        """Newest first, then by id; raises :class:`StoreError`."""
-        where = "WHERE ($1::text IS NULL OR kind = $1) AND ($2::bool IS NULL OR livemode = $2)"
-        async with self._db.conn() as conn:
-            count = await conn.fetchval(f"SELECT COUNT(*) FROM subscribers {where}", kind, livemode)
-            rows = await conn.fetch(
-                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers {where}"
-                " ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
-                kind,
-                livemode,
-                limit,
-                offset,
-            )
-        return Page(int(count), [subscriber_from_row(r) for r in rows])

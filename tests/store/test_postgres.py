@@ -111,6 +111,36 @@ async def test_postgres_concurrent_claims_are_disjoint_and_complete(
     assert len(ids) == 300 and len(set(ids)) == 300
 
 
+async def test_postgres_concurrent_deferred_claims_and_resolves_emit_once(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    other = await open_pg_store()
+    for i in range(40):
+        await ingest(pg_store, f"evt_pi{i}", pi_decision(f"pi_{i}"))
+    due = NOW + WINDOW_S
+
+    async def decide(store: PostgresStore, owner: str) -> tuple[set[int], int]:
+        claimed: set[int] = set()
+        emitted = 0
+        while batch := await store.claim_due_deferred(now=due, owner=owner, lease_s=60, limit=3):
+            for c in batch:
+                claimed.add(c.id)
+                res = await store.resolve_deferred(
+                    c.id, emit=True, now=due, owner=owner, lease_s=LEASE_S, local_handlers=()
+                )
+                emitted += len(res.events)
+        return claimed, emitted
+
+    (mine, n_mine), (theirs, n_theirs) = await asyncio.gather(
+        decide(pg_store, "a"), decide(other, "b")
+    )
+
+    assert not mine & theirs and len(mine | theirs) == 40
+    assert n_mine + n_theirs == 40
+    counts = await pg_store.counts()
+    assert (counts["held"], counts["events"]) == (0, 40)
+
+
 async def test_postgres_concurrent_migrations_on_a_fresh_database(
     fresh_database: FreshDatabase,
 ) -> None:
@@ -198,6 +228,29 @@ async def test_postgres_backend_killed_mid_ingest_raises_store_error_and_keeps_n
     assert (await pg_store.counts())["inbox"] == 1
 
 
+async def test_postgres_backend_killed_mid_write_outside_ingest_raises_store_error(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    await pg_store.put_subscriber(endpoint("we_1"))
+    blocker = await asyncpg.connect(postgres_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT 1 FROM subscribers WHERE id = 'we_1' FOR UPDATE")
+        task = asyncio.create_task(pg_store.put_subscriber(endpoint("we_1", ["invoice.paid"])))
+        waiting = "wait_event_type = 'Lock' AND backend_type = 'client backend'"
+        assert await _until_waiting(blocker, waiting)
+        assert await _terminate(postgres_url, waiting) == 1
+        with pytest.raises(StoreError):
+            await task
+        await tx.rollback()
+    finally:
+        await blocker.close()
+
+    sub = await pg_store.get_subscriber("we_1")
+    assert sub is not None and sub.enabled_events == ["*"]
+
+
 async def test_postgres_unreachable_database_raises_store_error() -> None:
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere")
 
@@ -209,6 +262,7 @@ async def test_postgres_unreachable_database_raises_store_error() -> None:
 
 async def test_postgres_closed_store_raises_store_error(open_pg_store: OpenStore) -> None:
     store = await open_pg_store()
+    await store.open()  # already open: nothing happens
     await store.close()
     await store.close()  # idempotent
 
