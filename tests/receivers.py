@@ -12,14 +12,17 @@ instead of hanging, and nothing asserts on how long anything took.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 __all__ = [
+    "ManualClock",
     "Received",
     "Receiver",
     "Script",
@@ -30,6 +33,8 @@ __all__ = [
     "redirect_to",
     "retry_after_first",
     "running",
+    "subscription",
+    "wait_until",
 ]
 
 Script = Callable[[int, web.Request], Awaitable[web.StreamResponse]]
@@ -166,3 +171,44 @@ async def running(*scripts: Script) -> AsyncIterator[list[Receiver]]:
     finally:
         for r in receivers:
             await r.close()
+
+
+class ManualClock:
+    """A clock that stands still until advanced (``Bridge(config, clock=clock)``): retries
+    come due only when a test says so. Starts at the real time, so signatures stay fresh."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = WAIT_S
+) -> None:
+    """Poll ``check`` until it is true; AssertionError naming ``what`` after ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+def subscription(sub_id: str, status: str = "active") -> dict[str, Any]:
+    """A minimal Stripe subscription object; ``customer.subscription.created`` with an active
+    one normalizes to ``customer.subscription.created`` + ``customer.subscription.started``."""
+    return {
+        "id": sub_id,
+        "object": "subscription",
+        "status": status,
+        "customer": "cus_test",
+        "livemode": False,
+        "items": {"object": "list", "data": [], "has_more": False},
+    }
