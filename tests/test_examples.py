@@ -1,0 +1,56 @@
+"""The runnable examples under examples/ work as documented."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pytest_aiohttp import AiohttpClient
+
+import bridge
+from bridge import Bridge
+from tests.conftest import make_config, stripe_event, stripe_headers
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_public_api_is_explicit() -> None:
+    assert sorted(bridge.__all__) == sorted(
+        name for name in dir(bridge) if not name.startswith("_") and name in bridge.__all__
+    )
+    for name in bridge.__all__:
+        assert getattr(bridge, name) is not None
+    assert {"Bridge", "Event", "EventBus", "load_config"} <= set(bridge.__all__)
+
+
+async def test_example_embed_in_aiohttp_mounts_paybridge_and_runs_handlers(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    import orjson
+
+    example = _load("embed_in_aiohttp")
+    app = example.build_app(bridge=Bridge(make_config(tmp_path)))
+    client = await aiohttp_client(app)
+    sub = {"id": "sub_example", "object": "subscription", "customer": "cus_ex", "status": "active"}
+    body = orjson.dumps(stripe_event("customer.subscription.created", sub))
+    resp = await client.post("/payments/webhooks/stripe", data=body, headers=stripe_headers(body))
+    assert resp.status == 200
+    deadline = time.monotonic() + 10
+    grants: dict[str, Any] = {}
+    while not grants.get("cus_ex"):
+        assert time.monotonic() < deadline, "handler never ran"
+        await asyncio.sleep(0.05)
+        grants = (await (await client.get("/")).json())["grants"]
+    assert grants["cus_ex"] == ["subscription:sub_example"]
