@@ -12,6 +12,7 @@ field gives ``None`` (or an empty list), never an exception.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any, Literal
@@ -40,6 +41,12 @@ _PER_YEAR: dict[str, Fraction] = {
     "month": Fraction(12),
     "year": Fraction(1),
 }
+
+
+# Stripe's decimal strings (``unit_amount_decimal``: at most 12 decimal places). Anything else is
+# refused before Fraction sees it: Fraction also parses "1/0" (ZeroDivisionError) and "1e999999999"
+# (builds a billion-digit integer, stalling the event loop).
+_DECIMAL_RE = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,12})?")
 
 
 def is_basil_version(api_version: str) -> bool:
@@ -143,10 +150,7 @@ def _unit_amount(price: Mapping[str, Any]) -> Fraction | None:
     """A price's (or legacy plan's) unit amount in minor units, or None (tiered/unknown)."""
     decimal = price.get("unit_amount_decimal")
     if isinstance(decimal, str):
-        try:
-            return Fraction(decimal)
-        except ValueError:
-            return None
+        return Fraction(decimal) if _DECIMAL_RE.fullmatch(decimal) else None
     for key in ("unit_amount", "amount"):
         value = price.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
