@@ -279,14 +279,13 @@ async def test_dispatch_pending_retries_resume_after_restart(start: Start, tmp_p
         assert _pending_in_file(tmp_path) == len(ids)
 
         rcv.script = ok()
-        _, client2 = await start()  # same SQLite file, real clock
+        await start()  # same SQLite file, real clock
         delivered = await rcv.wait_for(
             lambda reqs: {r.headers["webhook-id"] for r in reqs[len(ids) :]} >= set(ids),
             "every pending delivery after the restart",
         )
     for r in delivered:
         Webhook(ep["secret"]).verify(r.body, dict(r.headers))
-    assert client2 is not None
 
 
 def _pending_in_file(tmp_path: Path) -> int:
@@ -302,7 +301,7 @@ def _pending_in_file(tmp_path: Path) -> int:
 
 async def test_dispatch_redirect_is_a_failure_and_location_never_requested(start: Start) -> None:
     async with running(ok()) as (target,), running(redirect_to(target.url())) as (rcv,):
-        bridge, client = await start()
+        _, client = await start()
         await _endpoint(client, rcv.url(), [STARTED])
         ids = await _subscribe(client, "sub_redirect")
         started = await _event_of_type(client, ids, STARTED)
@@ -316,7 +315,6 @@ async def test_dispatch_redirect_is_a_failure_and_location_never_requested(start
         attempts = await _attempts(client, started)
     assert target.requests == []
     assert {a["response_status"] for a in attempts if a["status"] == "failed"} == {302}
-    assert bridge.dispatcher is not None
 
 
 async def test_dispatch_ssrf_guard_refuses_private_address_at_delivery(start: Start) -> None:
@@ -328,7 +326,7 @@ async def test_dispatch_ssrf_guard_refuses_private_address_at_delivery(start: St
             f"    enabled_events: [{STARTED}]\n"
             "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
         )
-        bridge, client = await start(yaml)
+        _, client = await start(yaml)
         ids = await _subscribe(client, "sub_ssrf")
         started = await _event_of_type(client, ids, STARTED)
 
@@ -340,7 +338,6 @@ async def test_dispatch_ssrf_guard_refuses_private_address_at_delivery(start: St
 
         await wait_until(refused, "an attempt refused by the SSRF guard")
     assert rcv.requests == []
-    assert bridge.dispatcher is not None
 
 
 async def test_dispatch_stripe_scheme_verifies_with_stripe_library(start: Start) -> None:
@@ -410,3 +407,22 @@ async def test_dispatch_backlog_on_slow_endpoint_never_starves_retries_elsewhere
         await slow.wait_count(len(ids))
     assert stuck == 1
     assert {r.headers["webhook-id"] for r in got[len(ids) :]} == set(ids)
+
+
+async def test_dispatch_attempt_abandoned_at_shutdown_is_retried_at_next_start(
+    start: Start,
+) -> None:
+    gate = asyncio.Event()
+    async with running(held_by(gate)) as (rcv,):
+        yaml = "server:\n  shutdown_timeout_s: 0.1\ndelivery:\n  timeout_s: 60\n"
+        _, client = await start(yaml)
+        await _endpoint(client, rcv.url(), [STARTED])
+        ids = await _subscribe(client, "sub_abandoned")
+        await rcv.wait_count(1)  # the attempt is in flight, held by the receiver
+        await client.close()  # stop gives up on it after shutdown_timeout_s
+        gate.set()
+        # Its lease was given back: the next instance retries now, not after lease_s.
+        await start(yaml)
+        reqs = await rcv.wait_count(2)
+    assert reqs[0].headers["webhook-id"] == reqs[1].headers["webhook-id"]
+    assert reqs[1].headers["webhook-id"] in ids
