@@ -235,7 +235,7 @@ def _sub_updated(c: _Ctx) -> Normalized:
         events.append(c.make("customer.subscription.upgraded", key, "subscription"))
     if c.prev.get("cancel_at_period_end") is True and c.obj.get("cancel_at_period_end") is False:
         events.append(
-            c.make("customer.subscription.recovered", f"stripe:{evt}:recovered", "subscription")
+            c.make("customer.subscription.recovered", f"stripe:{evt}", "subscription")
         )
     return Normalized(events=events)
 

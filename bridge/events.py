@@ -13,15 +13,19 @@ __all__ = ["Event", "Source", "event_id_for"]
 Source = Literal["stripe", "payment_kit"]
 
 
-def event_id_for(dedupe_key: str) -> str:
-    """The deterministic canonical id of the fact named by ``dedupe_key``: re-ingesting the
-    same provider event always yields the same id, which receivers see as ``webhook-id``."""
-    return "evt_" + hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+def event_id_for(event_type: str, dedupe_key: str) -> str:
+    """The deterministic canonical id of the fact ``(event_type, dedupe_key)``: re-ingesting the
+    same provider event always yields the same id, which receivers see as ``webhook-id``.
+
+    A fact is a type *and* a key: EVENTS.md gives some facts of different types the same key
+    (``customer.subscription.updated`` and ``.recovered`` are both ``stripe:{evt}``)."""
+    digest = hashlib.sha256(f"{event_type}\n{dedupe_key}".encode()).hexdigest()
+    return "evt_" + digest[:32]
 
 
 class Event(BaseModel):
-    """A canonical event. ``dedupe_key`` names the real-world fact; the store keeps one
-    event per key, so each fact is emitted exactly once."""
+    """A canonical event. ``(type, dedupe_key)`` names the real-world fact; the store keeps one
+    event per fact, so each fact is emitted exactly once."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -56,12 +60,12 @@ class Event(BaseModel):
         livemode: bool = False,
         request: dict[str, Any] | None = None,
     ) -> Event:
-        """Build an event whose id is derived from ``dedupe_key``."""
+        """Build an event whose id is derived from ``(type, dedupe_key)``."""
         data: dict[str, Any] = {"object": data_object}
         if previous_attributes:
             data["previous_attributes"] = previous_attributes
         return cls(
-            id=event_id_for(dedupe_key),
+            id=event_id_for(type, dedupe_key),
             type=type,
             api_version=api_version,
             livemode=livemode,

@@ -38,13 +38,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE events (
             seq BIGSERIAL PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
-            dedupe_key TEXT NOT NULL UNIQUE,
+            dedupe_key TEXT NOT NULL,
             type TEXT NOT NULL,
             source TEXT NOT NULL,
             source_event_id TEXT NOT NULL,
             created BIGINT NOT NULL,
             stored_at DOUBLE PRECISION NOT NULL,
-            body BYTEA NOT NULL
+            body BYTEA NOT NULL,
+            UNIQUE (type, dedupe_key)
         );
         CREATE INDEX events_by_type ON events (type, seq);
         CREATE TABLE subscribers (

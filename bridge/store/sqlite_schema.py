@@ -25,13 +25,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE events (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             id TEXT NOT NULL UNIQUE,
-            dedupe_key TEXT NOT NULL UNIQUE,
+            dedupe_key TEXT NOT NULL,
             type TEXT NOT NULL,
             source TEXT NOT NULL,
             source_event_id TEXT NOT NULL,
             created INTEGER NOT NULL,
             stored_at REAL NOT NULL,
-            body BLOB NOT NULL
+            body BLOB NOT NULL,
+            UNIQUE (type, dedupe_key)
         );
         CREATE INDEX events_by_type ON events (type, seq);
         CREATE TABLE subscribers (

@@ -29,21 +29,21 @@ SHAPES: tuple[Shape, ...] = ("pre_basil", "basil")
 
 
 def fold(results: Iterable[Normalized]) -> set[Fact]:
-    """Apply normalized results like the store: the first event per dedupe_key wins, links are
+    """Apply normalized results like the store: the first event per (type, dedupe_key) wins, links are
     collected, and deferred PaymentIntent events are emitted at the end (the correlation window
     has elapsed) only when no link for their PI was seen."""
-    kept: dict[str, Event] = {}
+    kept: dict[tuple[str, str], Event] = {}
     linked: set[str] = set()
     held: list[Deferred] = []
     for result in results:
         for event in result.events:
-            kept.setdefault(event.dedupe_key, event)
+            kept.setdefault((event.type, event.dedupe_key), event)
         linked.update(link.payment_intent for link in result.links)
         held.extend(result.deferred)
     for deferred in held:
         if deferred.payment_intent not in linked:
             for event in deferred.events:
-                kept.setdefault(event.dedupe_key, event)
+                kept.setdefault((event.type, event.dedupe_key), event)
     return {(e.type, e.dedupe_key) for e in kept.values()}
 
 

@@ -89,7 +89,7 @@ def test_stripe_normalize_event_fields_follow_the_contract() -> None:
     evt = feed.emit("customer.subscription.updated", sub, {"status": "incomplete"})
     result = _run(feed.events[0])
     started = next(e for e in result.events if e.type == "customer.subscription.started")
-    assert started.id == event_id_for("sub:sub_F:started")
+    assert started.id == event_id_for("customer.subscription.started", "sub:sub_F:started")
     assert (started.source, started.source_event_id, started.created) == ("stripe", evt, feed.now)
     assert (started.object_type, started.object_id) == ("subscription", "sub_F")
     assert started.api_version == "2025-03-31.basil" and started.livemode is False

@@ -304,7 +304,7 @@ def scheduled_cancellation_undone(f: StripeFeed) -> set[Fact]:
     return {
         ("customer.subscription.updated", f"stripe:{scheduled}"),
         ("customer.subscription.updated", f"stripe:{undone}"),
-        ("customer.subscription.recovered", f"stripe:{undone}:recovered"),
+        ("customer.subscription.recovered", f"stripe:{undone}"),
     }
 
 
