@@ -198,10 +198,14 @@ class Dispatcher:
         if attempt_id is None:  # another instance holds it now, or it is no longer pending
             return
         attempt_no = d.attempts + 1
-        if sub.kind == "handler":
-            outcome = await self._run_handler(sub, d, attempt_no)
-        else:
-            outcome = await self._post(sub, d, attempt_no)
+        try:
+            if sub.kind == "handler":
+                outcome = await self._run_handler(sub, d, attempt_no)
+            else:
+                outcome = await self._post(sub, d, attempt_no)
+        except asyncio.CancelledError:  # stop() gave up waiting for this attempt
+            await self._finish_abandoned(attempt_id, d)
+            raise
         await self.store.finish_attempt(
             attempt_id,
             d.id,
@@ -214,6 +218,22 @@ class Dispatcher:
             self._subs.pop(sub.id, None)  # its failure streak or status may have changed
         if not outcome.delivered and not outcome.disable_endpoint:
             await self._log_if_disabled(sub)
+
+    async def _finish_abandoned(self, attempt_id: int, d: Delivery) -> None:
+        """Record an attempt cut short by shutdown as failed and due now, so the next start
+        retries it at once (the receiver may or may not have processed it: at least once)."""
+        outcome = DeliveryOutcome(
+            False, error="abandoned: paybridge stopped mid-attempt", next_attempt_at=self.clock()
+        )
+        with contextlib.suppress(StoreError):
+            await self.store.finish_attempt(
+                attempt_id,
+                d.id,
+                outcome,
+                now=self.clock(),
+                disable_after_failing_s=self.cfg.disable_after_failing_s,
+            )
+        log.info("abandoned event=%s to=%s at shutdown; due again now", d.event.id, d.subscriber_id)
 
     async def _log_if_disabled(self, before: Subscriber) -> None:
         """The store disables an endpoint failing for ``disable_after_failing_s`` straight;

@@ -422,7 +422,10 @@ async def test_dispatch_attempt_abandoned_at_shutdown_is_retried_at_next_start(
         await client.close()  # stop gives up on it after shutdown_timeout_s
         gate.set()
         # Its lease was given back: the next instance retries now, not after lease_s.
-        await start(yaml)
+        _, client2 = await start(yaml)
         reqs = await rcv.wait_count(2)
+        attempts = await _attempts(client2, reqs[0].headers["webhook-id"])
     assert reqs[0].headers["webhook-id"] == reqs[1].headers["webhook-id"]
     assert reqs[1].headers["webhook-id"] in ids
+    assert attempts[0]["status"] == "failed"
+    assert attempts[0]["error"] == "abandoned: paybridge stopped mid-attempt"
