@@ -29,9 +29,9 @@ SHAPES: tuple[Shape, ...] = ("pre_basil", "basil")
 
 
 def fold(results: Iterable[Normalized]) -> set[Fact]:
-    """Apply normalized results like the store: the first event per (type, dedupe_key) wins, links are
-    collected, and deferred PaymentIntent events are emitted at the end (the correlation window
-    has elapsed) only when no link for their PI was seen."""
+    """Apply normalized results like the store: the first event per fact (type, dedupe_key)
+    wins, links are collected, and deferred PaymentIntent events are emitted at the end (the
+    correlation window has elapsed) only when no link for their PI was seen."""
     kept: dict[tuple[str, str], Event] = {}
     linked: set[str] = set()
     held: list[Deferred] = []
