@@ -54,3 +54,24 @@ async def test_example_embed_in_aiohttp_mounts_paybridge_and_runs_handlers(
         await asyncio.sleep(0.05)
         grants = (await (await client.get("/")).json())["grants"]
     assert grants["cus_ex"] == ["subscription:sub_example"]
+
+
+async def test_example_register_endpoint_lists_then_updates_or_creates(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    from tests.conftest import ADMIN_KEY
+
+    example = _load("register_endpoint")
+    bridge = Bridge(make_config(tmp_path))
+    client = await aiohttp_client(bridge.web_app())
+    base = str(client.make_url("/"))
+    first = await example.ensure_webhooks(base, ADMIN_KEY, "http://127.0.0.1:9/callback")
+    assert first["id"].startswith("we_") and first["secret"].startswith("whsec_")
+    second = await example.ensure_webhooks(
+        base, ADMIN_KEY, "http://127.0.0.1:9/callback2", ["payment.succeeded"]
+    )
+    assert second["id"] == first["id"] and "secret" not in second
+    page = await bridge.store.list_subscribers(kind="endpoint")
+    assert page.count == 1
+    assert page.items[0].url == "http://127.0.0.1:9/callback2"
+    assert page.items[0].enabled_events == ["payment.succeeded"]
