@@ -73,8 +73,10 @@ def _required_str(payload: dict[str, Any], key: str) -> str:
 def _parse_snapshot(payload: dict[str, Any]) -> ProviderEvent:
     event_id, event_type = _required_str(payload, "id"), _required_str(payload, "type")
     created = payload.get("created")
-    if not isinstance(created, int) or isinstance(created, bool):
-        raise PayloadError("event field 'created' is missing or not an integer")
+    # Bounded: the stores keep it in a 64-bit signed column; anything beyond would fail the
+    # commit (a 500/503 the provider retries for days) instead of being refused here.
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < 2**63:
+        raise PayloadError("event field 'created' is missing or not a unix timestamp")
     data = payload.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise PayloadError("event field 'data.object' is missing or not an object")
@@ -189,7 +191,8 @@ class StripeAdapter:
         Raises:
             PayloadError: not UTF-8 JSON, not an object, nested deeper than
                 :data:`MAX_JSON_DEPTH`, missing/non-string ``id``/``type``, missing integer
-                ``created``, or (snapshot events) ``data.object`` not an object.
+                ``created`` (or one outside 0 … 2**63-1), or (snapshot events) ``data.object``
+                not an object.
         """
         payload = _load_object(body)
         if payload.get("object") == _THIN_OBJECT:
