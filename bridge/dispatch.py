@@ -78,6 +78,8 @@ class Dispatcher:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Load subscribers and start the poll loop. Raises StoreError when the store cannot
+        answer."""
         await self.refresh_subscribers()
         self._loop_task = asyncio.create_task(self._run(), name="paybridge-dispatch")
 
@@ -113,6 +115,7 @@ class Dispatcher:
         self._wake.set()
 
     async def refresh_subscribers(self) -> None:
+        """Reload every subscriber from the store; raises StoreError."""
         page = await self.store.list_subscribers(limit=1_000_000)
         self._subs = {s.id: s for s in page.items}
 

@@ -103,6 +103,7 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        """Open the guarded HTTP session (call once, before :meth:`send`)."""
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(allow_private=self._allow_private),
             limit=0,
@@ -118,6 +119,7 @@ class WebhookSender:
         )
 
     async def close(self) -> None:
+        """Close the HTTP session; idempotent."""
         if self._session is not None:
             await self._session.close()
             self._session = None
