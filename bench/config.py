@@ -1,0 +1,43 @@
+"""Generated paybridge configs for the benchmark (YAML in a temp dir)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bench.payload import BENCH_SECRET
+
+__all__ = ["RECEIVER_SECRET", "write_config"]
+
+RECEIVER_SECRET = "whsec_YmVuY2gtcmVjZWl2ZXItc2VjcmV0LTAxMjM0NTY3ODk="
+
+
+def write_config(
+    directory: Path,
+    *,
+    store_url: str,
+    port: int,
+    receiver_ports: list[int] | None = None,
+) -> Path:
+    """Write ``paybridge.yaml`` into ``directory``: the bench Stripe secret, ``store_url``, and
+    one endpoint subscribed to everything per receiver port (private networks allowed)."""
+    endpoints = [
+        {
+            "id": f"we_bench_{i}",
+            "url": f"http://127.0.0.1:{p}/hook",
+            "enabled_events": ["*"],
+            "secret": RECEIVER_SECRET,
+        }
+        for i, p in enumerate(receiver_ports or [])
+    ]
+    data = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "store": {"url": store_url},
+        "sources": {"stripe": {"signing_secrets": [BENCH_SECRET]}},
+        "endpoints": endpoints,
+        "delivery": {"allow_private_networks": True, "timeout_s": 15},
+    }
+    path = directory / "paybridge.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
