@@ -6,6 +6,7 @@ the previous attempt finished, and not much later."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -95,7 +96,7 @@ async def test_outage_500_then_timeouts_then_recovery_delivers_all_on_schedule(
         assert outcomes[-1] == ("succeeded", 200, None), event_id
         assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
         assert len(receiver.arrivals[event_id]) == len(rows)  # one webhook-id for every try
-        for prev, nxt in zip(rows, rows[1:], strict=False):
+        for prev, nxt in itertools.pairwise(rows):
             delay = SCHEDULE[prev[0] - 1]
             waited = nxt[1] - prev[2]  # from the end of one attempt to the start of the next
             assert delay - 0.01 <= waited <= delay + SLACK_S, (event_id, prev[0], waited)
