@@ -67,6 +67,8 @@ def _required_str(payload: dict[str, Any], key: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value:
         raise PayloadError(f"event field {key!r} is missing or not a non-empty string")
+    if "\x00" in value:  # PostgreSQL TEXT cannot hold NUL: refuse it here, not at commit
+        raise PayloadError(f"event field {key!r} contains a NUL character")
     return value
 
 
