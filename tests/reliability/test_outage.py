@@ -33,7 +33,11 @@ SLACK_S = 1.5  # poll interval, scheduling and a loaded machine: generous on pur
 N_SUBS = 10
 
 
-def _attempts(db: Path) -> dict[str, list[tuple[int, float, float, str, int | None, str | None]]]:
+Row = tuple[int, float, float, str, int | None, str | None]
+
+
+def _attempts(db: Path) -> dict[str, list[Row]]:
+    """Attempts per event: (attempt, started_at, finished_at, outcome, status_code, error)."""
     conn = sqlite3.connect(db)
     try:
         rows = conn.execute(
@@ -42,9 +46,9 @@ def _attempts(db: Path) -> dict[str, list[tuple[int, float, float, str, int | No
         ).fetchall()
     finally:
         conn.close()
-    out: dict[str, list[tuple[int, float, float, str, int | None, str | None]]] = {}
+    out: dict[str, list[Row]] = {}
     for event_id, *rest in rows:
-        out.setdefault(event_id, []).append(tuple(rest))  # type: ignore[arg-type]
+        out.setdefault(event_id, []).append((rest[0], rest[1], rest[2], rest[3], rest[4], rest[5]))
     return out
 
 
