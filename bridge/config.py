@@ -26,6 +26,7 @@ from pydantic import (
 
 from bridge.catalog import UnknownEventTypeError, validate_patterns
 from bridge.errors import ConfigError
+from bridge.signing import standard_webhook_headers
 
 __all__ = [
     "AdminConfig",
@@ -143,10 +144,17 @@ class EndpointConfig(_Frozen):
 
     @model_validator(mode="after")
     def _secret_needed(self) -> EndpointConfig:
-        if self.signature != "blocklet" and (
-            self.secret is None or not self.secret.get_secret_value()
-        ):
+        if self.signature == "blocklet":
+            return self
+        if self.secret is None or not self.secret.get_secret_value():
             raise ValueError("secret is required for signature 'standard' and 'stripe'")
+        if self.signature == "standard":
+            try:  # the signer is the authority on what a usable Standard Webhooks key is
+                standard_webhook_headers("probe", 0, b"", [self.secret.get_secret_value()])
+            except ValueError:
+                raise ValueError(
+                    "secret must be whsec_<base64 key> for signature 'standard'"
+                ) from None
         return self
 
 

@@ -214,14 +214,33 @@ class Bridge:
 
     @staticmethod
     def _endpoint_from_config(ep: EndpointConfig, old: Subscriber | None, now: float) -> Subscriber:
+        status, reason = ep.status, None
+        secret = ep.secret.get_secret_value() if ep.secret else None
+        unchanged = old is not None and (
+            old.url,
+            old.secret,
+            old.enabled_events,
+            old.signature,
+        ) == (
+            ep.url,
+            secret,
+            list(ep.enabled_events),
+            ep.signature,
+        )
+        if unchanged and old is not None and old.status == "disabled" and old.disabled_reason:
+            # Disabled by its own failures (410, or failing too long): a restart with the same
+            # YAML does not re-enable it; changing its entry (a fixed URL, a new secret) does.
+            status, reason = "disabled", old.disabled_reason
+            log.warning("endpoint %s stays disabled: %s", ep.id, reason)
         return Subscriber(
             id=ep.id,
             kind="endpoint",
             enabled_events=list(ep.enabled_events),
-            status=ep.status,
+            status=status,
+            disabled_reason=reason,
             url=ep.url,
             signature=ep.signature,
-            secret=ep.secret.get_secret_value() if ep.secret else None,
+            secret=secret,
             description=ep.description,
             metadata=dict(ep.metadata),
             created_via="config",

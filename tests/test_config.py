@@ -99,3 +99,17 @@ def test_config_not_yaml_is_a_config_error(tmp_path: Path) -> None:
         load_config(p, env={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml", env={})
+
+
+def test_config_standard_endpoint_secret_must_be_whsec_base64() -> None:
+    text = """
+endpoints:
+  - {id: we_a, url: "https://a.example/h", secret: "not-a-whsec-secret", enabled_events: ["*"]}
+"""
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, env={})
+    assert "whsec_" in str(exc.value) and "not-a-whsec-secret" not in str(exc.value)
+    stripe_scheme = text.replace(
+        'enabled_events: ["*"]}', 'enabled_events: ["*"], signature: stripe}'
+    )
+    assert parse_config(stripe_scheme, env={}).endpoints[0].signature == "stripe"

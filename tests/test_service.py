@@ -1,0 +1,43 @@
+"""Bridge lifecycle details: YAML endpoints re-applied at start."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bridge import Bridge
+from tests.conftest import make_config
+
+YAML = """
+endpoints:
+  - id: we_yaml
+    url: "{url}"
+    enabled_events: ["*"]
+    secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==
+"""
+
+
+async def test_service_auto_disabled_yaml_endpoint_stays_disabled_until_its_entry_changes(
+    tmp_path: Path,
+) -> None:
+    async with Bridge(make_config(tmp_path, YAML, url="http://127.0.0.1:9/a")) as bridge:
+        sub = await bridge.store.get_subscriber("we_yaml")
+        assert sub is not None and sub.status == "enabled"
+        gone = replace(sub, status="disabled", disabled_reason="endpoint answered 410 Gone")
+        await bridge.store.put_subscriber(gone)
+    async with Bridge(make_config(tmp_path, YAML, url="http://127.0.0.1:9/a")) as bridge:
+        sub = await bridge.store.get_subscriber("we_yaml")
+        assert sub is not None and (sub.status, sub.disabled_reason) == (
+            "disabled",
+            "endpoint answered 410 Gone",
+        )
+    async with Bridge(make_config(tmp_path, YAML, url="http://127.0.0.1:9/fixed")) as bridge:
+        sub = await bridge.store.get_subscriber("we_yaml")
+        assert sub is not None and sub.status == "enabled" and sub.disabled_reason is None
+
+
+async def test_service_yaml_endpoint_removed_from_config_is_deleted(tmp_path: Path) -> None:
+    async with Bridge(make_config(tmp_path, YAML, url="http://127.0.0.1:9/a")) as bridge:
+        assert await bridge.store.get_subscriber("we_yaml") is not None
+    async with Bridge(make_config(tmp_path)) as bridge:
+        assert await bridge.store.get_subscriber("we_yaml") is None
