@@ -159,23 +159,21 @@ def baseline(ctx: Ctx, kind: str) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def receivers(ctx: Ctx, n: int, record: bool = False) -> Iterator[list[int]]:
-    """``n`` receiver ports in one process (:mod:`bench.receivers`) on the load core."""
+    """``n`` receiver ports in one process (:mod:`bench.receivers`) on the load core.
+
+    Raises:
+        RuntimeError: the receivers did not come up within 30 s.
+    """
     d = ctx.dir("receivers")
-    first = free_port()
-    while any(_busy(first + i) for i in range(n)):
-        first = free_port()
-    args = [str(first), str(n), RECEIVER_SECRET] + (["--record"] if record else [])
+    port_file = d / f"ports-{time.monotonic_ns()}.json"
+    args = [str(port_file), str(n), RECEIVER_SECRET] + (["--record"] if record else [])
     proc = Proc(python_cmd("bench.receivers", *args), log=d / "receivers.log", cpu=CPUS[1])
     try:
-        for i in range(n):
-            proc.wait_port(first + i)
-        yield [first + i for i in range(n)]
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            if time.monotonic() > deadline or proc.popen.poll() is not None:
+                raise RuntimeError(f"receivers did not start: {proc.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield [int(p) for p in orjson.loads(port_file.read_bytes())]
     finally:
         proc.stop()
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0

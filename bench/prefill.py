@@ -36,8 +36,17 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
     for i in range(n):
         event_id, payload, _ = factory.make(i)
         suffix = event_id[len("evt_") :]
-        inbox = ("stripe", event_id, provider.type, now, "processed", None, len(events), payload)
-        rows = []
+        inbox: tuple[object, ...] = (
+            "stripe",
+            event_id,
+            provider.type,
+            now,
+            "processed",
+            None,
+            len(events),
+            payload,
+        )
+        rows: list[tuple[object, ...]] = []
         for k, (ev, blob) in enumerate(templates):
             new_id = f"evt_prefill_{i:09d}_{k}"
             rows.append(

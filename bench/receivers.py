@@ -1,6 +1,7 @@
-"""Local webhook receivers (``python -m bench.receivers FIRST_PORT N SECRET [--record]``).
+"""Local webhook receivers (``python -m bench.receivers PORT_FILE N SECRET [--record]``).
 
-``N`` aiohttp apps on ports ``FIRST_PORT`` … ``FIRST_PORT+N-1`` in one process. Each POST is
+``N`` aiohttp apps on free ports in one process; their ports are written (JSON list) to
+``PORT_FILE`` once all listen. Each POST is
 checked against the Standard Webhooks signature paybridge sends (recomputed with the
 endpoint secret); a good one counts and answers 200, a bad one counts as bad and answers 400.
 ``POST /reset`` zeroes everything; ``GET /stats`` on any port returns the totals of all
@@ -15,6 +16,7 @@ import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -86,13 +88,21 @@ def make_receiver_app(tally: Tally) -> web.Application:
     return app
 
 
-async def _serve(first_port: int, n: int, tally: Tally) -> None:
+async def _serve(port_file: Path, n: int, tally: Tally) -> None:
     runners = []
-    for i in range(n):
+    ports = []
+    for _ in range(n):
         runner = web.AppRunner(make_receiver_app(tally), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", first_port + i).start()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        ports.append(server.sockets[0].getsockname()[1])
         runners.append(runner)
+    tmp = port_file.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(ports))
+    tmp.rename(port_file)
     try:
         await asyncio.Event().wait()
     finally:
@@ -101,10 +111,10 @@ async def _serve(first_port: int, n: int, tally: Tally) -> None:
 
 
 def main(argv: list[str]) -> int:
-    first_port, n, secret = int(argv[1]), int(argv[2]), argv[3]
+    port_file, n, secret = Path(argv[1]), int(argv[2]), argv[3]
     tally = Tally(secret=secret, record="--record" in argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(first_port, n, tally))
+        asyncio.run(_serve(port_file, n, tally))
     return 0
 
 

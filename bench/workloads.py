@@ -51,7 +51,12 @@ def _ingest_runs(ctx: Ctx, server: Server, tag: str) -> dict[str, Any]:
             tag=f"{tag}{i}",
         )
         runs.append(res)
-    out = _summary(runs, "rate", "p50_ms", "p99_ms", "server_cpu", "loadgen_cpu")
+    for r in runs:
+        # Accepted events per second of server CPU: robust to other load on the machine.
+        r["rate_per_server_cpu"] = round(r["rate"] / r["server_cpu"]) if r["server_cpu"] else None
+    out = _summary(
+        runs, "rate", "p50_ms", "p99_ms", "server_cpu", "loadgen_cpu", "rate_per_server_cpu"
+    )
     out.update(rss_mb(server.proc.pid))
     return out
 

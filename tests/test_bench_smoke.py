@@ -1,0 +1,68 @@
+"""Smoke test of the benchmark harness (bench/): its pieces in a minimal mode, asserting on
+counts and structure only, never on speed."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.harness import Ctx
+from bench.payload import BENCH_SECRET, EventFactory, canonical_events_per_request
+from bench.prefill import prefill_sqlite
+from bench.report import render_table, targets
+from bench.workloads import N_ENDPOINTS, fanout, ingest
+from bridge.signing import verify_timestamped_hmac
+
+
+def test_bench_payload_events_are_unique_signed_and_about_3kb() -> None:
+    factory = EventFactory(tag="smoke")
+    made = [factory.make(i) for i in range(50)]
+    ids = {orjson.loads(body)["id"] for _, body, _ in made}
+    subs = {orjson.loads(body)["data"]["object"]["id"] for _, body, _ in made}
+    assert len(ids) == len(subs) == 50
+    assert {event_id for event_id, _, _ in made} == ids
+    for _, body, headers in made:
+        verify_timestamped_hmac(
+            body, headers["Stripe-Signature"], [BENCH_SECRET], tolerance_s=300, now=time.time()
+        )
+        assert 2800 <= len(body) <= 3800
+
+
+def test_bench_prefill_writes_distinct_stored_events(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    prefill_sqlite(db, 120)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM inbox").fetchone() == (120,)
+        per = canonical_events_per_request()
+        assert conn.execute("SELECT COUNT(DISTINCT dedupe_key) FROM events").fetchone() == (
+            120 * per,
+        )
+    finally:
+        conn.close()
+
+
+def test_bench_ingest_and_fanout_minimal_runs(tmp_path: Path) -> None:
+    ctx = Ctx(tmp=tmp_path, runs=1, ingest_count=40, fanout_events=3)
+    results = {"ingest_sqlite": ingest(ctx), "fanout_sqlite": fanout(ctx)}
+    for name in ("baseline_a", "baseline_b", "paybridge"):
+        run = results["ingest_sqlite"][name]["runs"][0]
+        assert run["statuses"] == {"200": 40}
+        assert run["ok"] == 40
+    fan = results["fanout_sqlite"]["paybridge"]["runs"][0]
+    assert fan["ingested"] == 3
+    assert fan["expected"] == 3 * canonical_events_per_request() * N_ENDPOINTS
+    assert fan["delivered"] == fan["expected"]
+    assert fan["bad_signatures"] == 0
+    base = results["fanout_sqlite"]["baseline_raw_client"]["runs"][0]
+    assert base["ok"] == 3 * canonical_events_per_request() * N_ENDPOINTS
+    results["targets"] = targets(results)
+    table = render_table(results)
+    assert "ingest ev/s [sqlite] vs B" in table
+    assert "fan-out deliveries/s [sqlite]" in table
+    statuses = {t["target"]: t["status"] for t in results["targets"]}
+    assert statuses["e2e ack→webhook p99 ms @500/s <= 50"] == "not measured"
+    assert statuses["ingest events/s (SQLite) >= 5000"] in ("MET", "MISSED")
