@@ -228,6 +228,16 @@ def _interpolate(node: Any, env: Mapping[str, str], loc: tuple[int | str, ...]) 
     return _ENV_RE.sub(replace, node)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message without its snippet: ``str(exc)`` quotes the offending line, which may
+    hold a secret (``signing_secrets: ["whsec_…"`` with a missing bracket)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or exc.__class__.__name__
+    if mark is None:
+        return str(problem)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+
+
 def parse_config(
     text: str, env: Mapping[str, str] | None = None, origin: str = "<config>"
 ) -> Config:
@@ -235,7 +245,7 @@ def parse_config(
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{origin} is not valid YAML: {_yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
