@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from bench.config import RECEIVER_SECRET, write_config
-from bench.procs import CPUS, Proc, free_port, python_cmd
+from bench.procs import CPUS, Proc, child_env, free_port, python_cmd
 
 __all__ = [
     "Ctx",
@@ -79,7 +79,12 @@ def run_pinned(cmd: list[str], cpu: int | None, timeout_s: float) -> str:
     """
     prefix = ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
     done = subprocess.run(
-        prefix + cmd, capture_output=True, text=True, timeout=timeout_s, check=False
+        prefix + cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=child_env(),
     )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed: {done.stderr[-2000:]}")

@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "CPUS",
     "Proc",
+    "child_env",
     "free_port",
     "pinning_note",
     "python_cmd",
@@ -28,6 +29,15 @@ _AFFINITY = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") 
 CPUS: tuple[int | None, int | None] = (
     (_AFFINITY[0], _AFFINITY[1]) if len(_AFFINITY) >= 2 else (None, None)
 )
+
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with the repository on ``PYTHONPATH`` (children run in temp dirs)."""
+    path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
 
 
 def pinning_note() -> str:
@@ -84,7 +94,7 @@ class Proc:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env={**os.environ, **(env or {})},
+                env=child_env(env),
                 preexec_fn=pin,  # the harness has no threads of its own
             )
 
