@@ -17,6 +17,7 @@ from tests.reliability.conftest import ServiceFactory
 from tests.reliability.harness import (
     Service,
     VerifyingReceiver,
+    blast,
     config_data,
     facts_of,
     post_one,
@@ -130,3 +131,58 @@ async def test_shutdown_sigterm_lets_a_slow_delivery_finish(
     assert _delivery(db, event_id) == ("delivered", [("succeeded", None)])
     lines = _stopped_lines(svc)
     assert len(lines) == 1 and "0 attempts abandoned in flight" in lines[0]
+
+
+def _leased_pending(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        (n,) = conn.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND lease_owner IS NOT NULL"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(n)
+
+
+async def test_shutdown_sigterm_mid_stream_acks_only_stored_events_and_leaks_no_lease(
+    tmp_path: Path, receiver: VerifyingReceiver, services: ServiceFactory
+) -> None:
+    """SIGTERM while 1000 events stream in over 32 connections and deliveries run: exit 0
+    within the bound, every acked event stored, and no pending delivery is left leased to the
+    stopped process (a restart would otherwise wait the lease out)."""
+
+    async def slowish(_wid: str, n: int) -> int:
+        await asyncio.sleep(0.05)
+        return 500 if n == 0 else 200  # first attempts fail: retries are claimed by the loop
+
+    receiver.respond = slowish
+    db = tmp_path / "paybridge.db"
+    shutdown_s = 3.0
+    data = config_data(
+        f"sqlite:///{db}",
+        receiver.url,
+        receiver.secret,
+        delivery={"timeout_s": 30},
+        server={"shutdown_timeout_s": shutdown_s},
+    )
+    svc = services(write_config(tmp_path / "config.yaml", data))
+    await svc.ready()
+    bodies = [b for i in range(500) for b in subscription_pair(f"sub_midterm{i:04d}")]
+
+    def term_at(n: int) -> None:
+        if n == 300:
+            svc.terminate()
+
+    sent = await blast([svc.url], bodies, connections=32, on_ack=term_at)
+    assert await asyncio.to_thread(svc.wait, 2 * shutdown_s + 10) == 0
+    acked = sent.acked()
+    assert 300 <= len(acked) < len(bodies)
+    ids = {i for n in acked for i in facts_of(bodies[n]).values()}
+    conn = sqlite3.connect(db)
+    try:
+        stored = {str(r[0]) for r in conn.execute("SELECT id FROM events")}
+    finally:
+        conn.close()
+    assert ids <= stored
+    assert len(_stopped_lines(svc)) == 1
+    assert _leased_pending(db) == 0, _stopped_lines(svc)
