@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,8 @@ _EVENT_MARKERS = ("created_at", "pending_webhooks")
 _EVENTBUS_MARKERS = ("spec_version", "time")
 _WEBHOOK_MARKERS = ("$eventName", "$sender")
 _DERIVED_ONLY = ("payment.succeeded", "payment.failed")
+_MAX_TIME = 2**53
+_MAX_DEPTH = 200
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -55,10 +58,12 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _unix(value: Any, field: str) -> int:
-    """Unix seconds from an ISO-8601 string (naive means UTC) or a number."""
+    """Unix seconds from an ISO-8601 string (naive means UTC) or a number, in
+    ``[0, 2**53)`` (the store keeps it in a 64-bit column; JS in a double)."""
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
@@ -66,8 +71,27 @@ def _unix(value: Any, field: str) -> int:
         else:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            return int(moment.timestamp())
-    raise PayloadError(f"{field} is not an ISO-8601 time")
+            seconds = moment.timestamp()
+    if seconds is None:
+        raise PayloadError(f"{field} is not an ISO-8601 time")
+    if not (math.isfinite(seconds) and 0 <= seconds < _MAX_TIME):
+        raise PayloadError(f"{field} is out of range")
+    return int(seconds)
+
+
+def _depth_ok(value: Any) -> bool:
+    """Iteratively check nesting: the event re-wraps the object three levels deeper and
+    orjson refuses to serialize beyond 254."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
 
 
 def _shape(body: Mapping[str, Any]) -> str:
@@ -102,7 +126,8 @@ def _previous(body: Mapping[str, Any], shape: str) -> dict[str, Any] | None:
 
 
 def _string(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A non-empty string without NUL (PostgreSQL TEXT refuses NUL), else ``None``."""
+    return value if isinstance(value, str) and value and "\x00" not in value else None
 
 
 def _created(body: Mapping[str, Any], shape: str, obj: Mapping[str, Any]) -> int:
@@ -123,6 +148,8 @@ def _parse(raw: bytes) -> ProviderEvent:
         raise PayloadError("body is not valid JSON") from None
     if not isinstance(body, dict):
         raise PayloadError("body must be a JSON object")
+    if not _depth_ok(body):
+        raise PayloadError(f"body nests deeper than {_MAX_DEPTH} levels")
     shape = _shape(body)
     type_ = _string(body.get("$eventName" if shape == "webhook" else "type"))
     if type_ is None:
@@ -152,7 +179,8 @@ def _amount_positive(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return value > 0
-    return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0
+    # No int(): a 5000-digit string would exceed Python's int-conversion limit.
+    return isinstance(value, str) and value.isascii() and value.isdigit() and value.strip("0") != ""
 
 
 def _products(obj: Mapping[str, Any]) -> list[str]:

@@ -335,3 +335,31 @@ def test_catalog_holds_every_payment_kit_event_type_of_the_npm_package() -> None
     # Exclusions are real families of the package and none of them leaks into the catalog.
     assert all(any(t.startswith(f) for t in types) for f in excluded)
     assert [t for t in CATALOG if t.startswith(excluded)] == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"created_at": 1e308},
+        {"created_at": 2**64 - 1},
+        {"created_at": "0001-01-01T00:00:00+14:00"},
+        {"id": "evt_\u0000x"},
+        {"type": "invoice.paid\u0000"},
+    ],
+)
+def test_parse_rejects_out_of_range_times_and_nul(changes: dict[str, Any]) -> None:
+    body = json.loads(_raw("invoice_paid.event.json"))
+    body.update(changes)
+    with pytest.raises(PayloadError):
+        _adapter().parse(orjson.dumps(body))
+
+
+def test_parse_rejects_deep_nesting_and_survives_huge_amounts() -> None:
+    deep = b'{"id":"evt_1","type":"a.b","created_at":"2025-01-01","data":{"object":{"d":'
+    deep += b'{"a":' * 300 + b"1" + b"}" * 300 + b"}}}"
+    with pytest.raises(PayloadError, match="deeper"):
+        _adapter().parse(deep)
+    adapter = _adapter()
+    huge = _with_object("invoice_paid.event.json", amount_paid="1" * 5000)
+    out = adapter.normalize(adapter.parse(huge))
+    assert out.events[1].data["object"]["amount"] == "1" * 5000
