@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
+from adapters.base import InboundRequest
+from adapters.payment_kit import PaymentKitAdapter
 from bridge.blocklet import (
     component_signed_text,
     generate_secret_key,
@@ -191,3 +194,42 @@ def test_sign_component_is_accepted_by_sdk_verify_sig(run_js: RunJs) -> None:
         ]
     )
     assert statuses == [200, 401, 401, 401, 400]
+
+
+def test_sdk_signed_raw_body_is_accepted_by_the_payment_kit_adapter(run_js: RunJs) -> None:
+    sk = generate_secret_key()
+    raw = (HERE.parent / "fixtures" / "payment_kit" / "invoice_paid.event.json").read_text()
+    raw = raw.replace('"metadata": {}', '"metadata": {"f": 2.50, "big": 98765432109876543210}', 1)
+    [headers] = run_js(
+        [
+            {
+                "op": "sdk_sign",
+                "sk": sk,
+                "body": raw,
+                "method": "POST",
+                "url": "/webhooks/payment-kit",
+                "query": {},
+            }
+        ]
+    )
+    adapter = PaymentKitAdapter(app_public_key=public_key_of(sk))
+    request = InboundRequest(
+        method="POST",
+        path="/webhooks/payment-kit",
+        query={},
+        headers=CIMultiDict(headers),
+        body=raw.encode(),
+        received_at=float(headers["x-component-sig-iat"]),
+    )
+    adapter.verify(request)
+    forged = InboundRequest(
+        method="POST",
+        path="/webhooks/payment-kit",
+        query={},
+        headers=CIMultiDict(headers),
+        body=raw.replace("invoice.paid", "invoice.voided").encode(),
+        received_at=float(headers["x-component-sig-iat"]),
+    )
+    with pytest.raises(SignatureError) as info:
+        adapter.verify(forged)
+    assert info.value.status == 401
