@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 InvoiceLookup = Callable[[str], Awaitable[str | None]]
 _QUEUE_MAX_PER_SUBSCRIBER = 2000
+# Subscribers can change on another instance (admin API there): reload them this often, so an
+# endpoint's new URL, secret or status is used here too, not only after a failure.
+_SUBSCRIBERS_MAX_AGE_S = 1.0
 
 
 class Dispatcher:
@@ -69,6 +72,7 @@ class Dispatcher:
         self._running: set[int] = set()  # delivery ids with an attempt in flight
         self._total = 0
         self._subs: dict[str, Subscriber] = {}
+        self._subs_loaded_at = 0.0  # time.monotonic() of the last full reload
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -118,6 +122,7 @@ class Dispatcher:
         """Reload every subscriber from the store; raises StoreError."""
         page = await self.store.list_subscribers(limit=1_000_000)
         self._subs = {s.id: s for s in page.items}
+        self._subs_loaded_at = time.monotonic()
 
     # -- intake ---------------------------------------------------------------------------------
     def submit(self, deliveries: Iterable[Delivery]) -> None:
@@ -325,7 +330,7 @@ class Dispatcher:
     async def tick(self) -> None:
         """One round: reload subscribers if needed, decide due held PaymentIntents, claim due
         deliveries up to the free capacity."""
-        if not self._subs:
+        if not self._subs or time.monotonic() - self._subs_loaded_at >= _SUBSCRIBERS_MAX_AGE_S:
             await self.refresh_subscribers()
         await self._decide_deferred()
         # Only attempts in flight count against the global budget: a backlog queued for one
