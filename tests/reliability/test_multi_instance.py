@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import stripe_headers
+from tests.conftest import ADMIN_KEY, admin_headers, stripe_headers
 from tests.reliability.conftest import ServiceFactory
 from tests.reliability.harness import (
     VerifyingReceiver,
@@ -184,3 +184,45 @@ async def test_multi_instance_bus_handler_of_one_name_runs_once_per_event_across
         " WHERE subscriber_id = 'handler:grant'",
     )
     assert rows == [(len(started), len(started))]
+
+
+async def test_multi_instance_endpoint_changed_on_one_instance_is_used_by_the_other(
+    tmp_path: Path, receiver: VerifyingReceiver, services: ServiceFactory, pg_url: str
+) -> None:
+    """An endpoint's URL changed through instance a's admin API: instance b's own deliveries
+    follow the change (b must not keep a stale copy of the endpoint)."""
+    moved = await VerifyingReceiver(receiver.secret).start()
+    try:
+        data = config_data(pg_url, receiver.url, receiver.secret)
+        data["admin"] = {"api_keys": [ADMIN_KEY]}
+        cfg = write_config(tmp_path / "config.yaml", data)
+        a, b = services(cfg, name="a"), services(cfg, name="b")
+        await a.ready()
+        await b.ready()
+        async with aiohttp.ClientSession(headers=admin_headers()) as session:
+            async with session.post(
+                a.url + "/api/webhook-endpoints",
+                json={"url": receiver.url, "enabled_events": [STARTED], "secret": receiver.secret},
+            ) as resp:
+                assert resp.status in (200, 201), await resp.text()
+                endpoint = (await resp.json())["id"]
+            first = subscription_pair("sub_move0")[0]
+            await _post_json(session, b.url, first)  # b now knows the endpoint
+            await wait_for(lambda: facts_of(first)[STARTED] in receiver.delivered, "first")
+            async with session.put(
+                f"{a.url}/api/webhook-endpoints/{endpoint}", json={"url": moved.url}
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+            n = 0
+
+            async def posted_until_moved() -> None:
+                nonlocal n
+                while not moved.delivered:
+                    n += 1
+                    await _post_json(session, b.url, subscription_pair(f"sub_move{n}")[0])
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(posted_until_moved(), timeout=20)
+        assert moved.bad_signatures == 0
+    finally:
+        await moved.close()
