@@ -41,9 +41,9 @@ class Ctx:
     full: bool = False
     runs: int = 3
     ingest_count: int = 10_000
-    fanout_events: int = 500
+    fanout_events: int = 300
     e2e_events: int = 2_000
-    scale_n: int = 100_000
+    scale_n: int = 50_000
     postgres_url: str | None = None
     notes: list[str] = field(default_factory=list)
 
