@@ -77,7 +77,7 @@ def _inbound(provider: str) -> _Handler:
         body = await _read_body(request, bridge.config.server.max_body_bytes)
         inbound = InboundRequest(
             method=request.method,
-            path=request.path,
+            path=request.rel_url.raw_path,
             query=dict(request.query),
             headers=request.headers,
             body=body,
