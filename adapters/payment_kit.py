@@ -374,17 +374,20 @@ class PaymentKitAdapter:
             # The stdlib parser keeps what JSON.parse keeps (ints beyond 64 bits, lone
             # surrogates); bridge.blocklet renders them as JS would.
             body = json.loads(request.body, parse_constant=_reject) if request.body else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deeply nested, unauthenticated
             raise SignatureError("body is not JSON: cannot check its signature") from None
-        verify_component(
-            request.headers,
-            body=body,
-            method=request.method,
-            path=request.path.split("?", 1)[0],
-            query=request.query,
-            public_key=self._public_key,
-            now=request.received_at,
-        )
+        try:
+            verify_component(
+                request.headers,
+                body=body,
+                method=request.method,
+                path=request.path.split("?", 1)[0],
+                query=request.query,
+                public_key=self._public_key,
+                now=request.received_at,
+            )
+        except RecursionError:  # rendering the signed text of a deeply nested body
+            raise SignatureError("body nested too deeply to check its signature") from None
 
     def parse(self, body: bytes) -> ProviderEvent:
         """Parse one of the three shapes.
