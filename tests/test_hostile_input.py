@@ -542,3 +542,30 @@ async def test_hostile_ssrf_endpoint_update_to_private_is_400(make_bridge: Bridg
     assert resp.status == 400
     stored = await bridge.store.get_subscriber(endpoint_id)
     assert stored is not None and stored.url == "https://93.184.215.14/hook"
+
+
+PK_COMPONENT_YAML = f'sources: {{{{payment_kit: {{{{app_public_key: "0x{"11" * 32}"}}}}}}}}'
+
+
+@pytest.mark.parametrize("depth", [500, 900, 990, 100_000])
+async def test_hostile_payment_kit_deep_body_with_component_signature_is_refused(
+    make_bridge: BridgeFactory, depth: int
+) -> None:
+    """The component scheme parses the body *before* verifying (the signed text is built from
+    it): a deeply nested body must be refused, not crash the parser (unauthenticated)."""
+    pytest.importorskip("adapters.payment_kit", reason="adapters/payment_kit.py not written yet")
+    bridge, client = await make_bridge(PK_COMPONENT_YAML)
+    now = int(time.time())
+    headers = {
+        "x-component-sig": "0x" + "00" * 64,
+        "x-component-sig-iat": str(now),
+        "x-component-sig-exp": str(now + 300),
+        "x-component-sig-version": "1",
+        "Content-Type": "application/json",
+    }
+    body = b'{"a":' * depth + b"1" + b"}" * depth
+    before = await _counts(bridge)
+    resp = await client.post("/webhooks/payment-kit", data=body, headers=headers)
+    assert resp.status in (400, 401)
+    assert (await resp.json())["error"]["type"] == "signature_verification_failed"
+    assert await _counts(bridge) == before
