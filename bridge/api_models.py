@@ -74,6 +74,22 @@ def _secret_length(v: str | None) -> str | None:
     return v
 
 
+_METADATA_MAX_DEPTH = 32
+
+
+def _metadata_depth(value: Any) -> int:
+    """Nesting depth of a JSON value (iterative: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
 def _patterns(v: list[str] | None) -> list[str] | None:
     if v is None:
         return None
@@ -91,6 +107,14 @@ class _EndpointFields(BaseModel):
     description: str | None = None
     metadata: dict[str, Any] | None = None
     status: Literal["enabled", "disabled"] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _shallow(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        # orjson refuses to write nesting deeper than 254: the endpoint could never be shown
+        if v is not None and _metadata_depth(v) > _METADATA_MAX_DEPTH:
+            raise ValueError(f"nested deeper than {_METADATA_MAX_DEPTH} levels")
+        return v
 
     @field_validator("enabled_events")
     @classmethod
