@@ -569,3 +569,34 @@ async def test_hostile_payment_kit_deep_body_with_component_signature_is_refused
     assert resp.status in (400, 401)
     assert (await resp.json())["error"]["type"] == "signature_verification_failed"
     assert await _counts(bridge) == before
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+async def test_hostile_admin_api_deep_metadata_is_400(
+    make_bridge: BridgeFactory, method: str
+) -> None:
+    """Metadata nested past what the JSON writer accepts was a 500 on create; now a 400 naming
+    the field, and the endpoint stays readable."""
+    bridge, client = await make_bridge()
+    resp = await client.post(
+        "/api/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/x", "enabled_events": ["*"]},
+        headers=admin_headers(),
+    )
+    assert resp.status == 200
+    endpoint_id = (await resp.json())["id"]
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    fields = '"metadata": {"k": ' + deep + "}"
+    if method == "POST":
+        path = "/api/webhook-endpoints"
+        body = '{"url": "http://127.0.0.1:9/y", "enabled_events": ["*"], ' + fields + "}"
+    else:
+        path = f"/api/webhook-endpoints/{endpoint_id}"
+        body = "{" + fields + "}"
+    resp = await client.request(method, path, data=body, headers=admin_headers())
+    assert resp.status == 400
+    assert (await resp.json())["error"]["message"].startswith("metadata")
+    listing = await client.get("/api/webhook-endpoints", headers=admin_headers())
+    assert listing.status == 200 and (await listing.json())["count"] == 1
+    stored = await bridge.store.get_subscriber(endpoint_id)
+    assert stored is not None and stored.metadata == {}
