@@ -75,6 +75,9 @@ class Normalized:
     # a held decision for them can be emitted at once.
     standalone_payment_intents: list[str] = field(default_factory=list)
     ignored_reason: str | None = None  # set when the event produces nothing, and why
+    # The event carries no object (a Stripe thin event): the service fetches the related object
+    # later, outside the request, and ingests the fetched snapshot (see Store.complete_fetch).
+    fetch_related: bool = False
 
     @property
     def produces_nothing(self) -> bool:

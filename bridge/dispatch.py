@@ -54,6 +54,7 @@ class Dispatcher:
         metrics: Metrics,
         correlation_window_s: float = 120.0,
         invoice_lookup: InvoiceLookup | None = None,
+        pending_fetcher: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -63,6 +64,7 @@ class Dispatcher:
         self.metrics, self.clock, self.rand = metrics, clock, rand
         self.correlation_window_s = correlation_window_s
         self.invoice_lookup = invoice_lookup
+        self.pending_fetcher = pending_fetcher  # thin events: fetch related objects, durably
         self.policy = RetryPolicy(
             tuple(delivery.schedule_s), delivery.jitter, delivery.retry_after_max_s
         )
@@ -333,6 +335,8 @@ class Dispatcher:
         if not self._subs or time.monotonic() - self._subs_loaded_at >= _SUBSCRIBERS_MAX_AGE_S:
             await self.refresh_subscribers()
         await self._decide_deferred()
+        if self.pending_fetcher is not None:
+            await self.pending_fetcher()
         # Only attempts in flight count against the global budget: a backlog queued for one
         # slow subscriber must never stop claims for the others. Subscribers that already have
         # work queued here, or all their slots busy, are skipped until they catch up.

@@ -15,7 +15,6 @@ or, without a web server, ``async with bridge: await bridge.ingest("stripe", req
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -143,6 +142,7 @@ class Bridge:
             metrics=self.metrics,
             correlation_window_s=stripe_cfg.correlation_window_s if stripe_cfg else 120.0,
             invoice_lookup=self._invoice_lookup(),
+            pending_fetcher=self._fetch_pending_tick if self._stripe is not None else None,
             clock=self.clock,
         )
         await self.dispatcher.start()
@@ -296,10 +296,9 @@ class Bridge:
         adapter.verify(request)
         event = adapter.parse(request.body)
         normalized = adapter.normalize(event)
-        result = await self._store(event, normalized, request.body, request.received_at)
-        if event.shape == "thin" and not result.duplicate:
-            self._after_thin(event)
-        return result
+        if event.shape == "thin" and self._stripe is not None:
+            normalized.fetch_related, normalized.ignored_reason = True, None
+        return await self._store(event, normalized, request.body, request.received_at)
 
     async def _store(
         self, event: ProviderEvent, normalized: Normalized, raw: bytes, received_at: float
@@ -320,6 +319,8 @@ class Bridge:
         outcome = (
             "duplicate"
             if result.duplicate
+            else "pending_fetch"
+            if normalized.fetch_related
             else "ignored"
             if normalized.produces_nothing
             else "stored"
@@ -358,40 +359,63 @@ class Bridge:
 
         return lookup
 
-    def _after_thin(self, event: ProviderEvent) -> None:
+    async def _fetch_pending_tick(self) -> None:
+        await self.fetch_pending()
+
+    async def fetch_pending(self, limit: int = 20) -> int:
+        """Fetch the related objects of stored thin events and ingest the snapshots (a
+        deferred step, run by the dispatcher's loop; leased, so a crash only delays it).
+        Returns how many were completed."""
         client = self._stripe
         if client is None:
-            log.info(
-                "thin event %s stored and ignored: no sources.stripe.api_key to fetch it", event.id
-            )
-            return
-        self._spawn(self._fetch_thin(client, event))
+            return 0
+        pending = await self.store.claim_pending_fetches(
+            now=self.clock(), owner=self.owner, lease_s=self.lease_s, limit=limit
+        )
+        done = 0
+        for record in pending:
+            done += await self._fetch_one(client, record)
+        return done
 
-    async def _fetch_thin(self, client: stripe.StripeClient, event: ProviderEvent) -> None:
-        from adapters.stripe import StripeAdapter, snapshot_from_thin
+    async def _fetch_one(self, client: stripe.StripeClient, record: InboxRecord) -> int:
+        import orjson
+        import stripe as stripe_lib
+
+        from adapters.stripe import snapshot_from_thin
         from adapters.stripe_api import fetch_related_object
 
-        try:
-            obj = await fetch_related_object(client, event.payload)
-        except Exception as exc:
-            log.warning("thin event %s: fetching the related object failed: %s", event.id, exc)
-            return
-        if obj is None:
-            return
-        snap = snapshot_from_thin(event, obj)
         adapter = self.adapters["stripe"]
-        assert isinstance(adapter, StripeAdapter)
-        normalized = adapter.normalize(snap)
-        record_id = ProviderEvent(
-            provider="stripe",
-            id=f"{event.id}:fetched",
-            type=snap.type,
-            created=snap.created,
-            payload=snap.payload,
-            livemode=snap.livemode,
-            shape="snapshot",
+        thin = adapter.parse(record.payload)
+        try:
+            obj = await fetch_related_object(client, thin.payload)
+        except stripe_lib.InvalidRequestError as exc:  # gone or never there: final
+            log.warning("thin event %s: related object not found: %s", thin.id, exc.user_message)
+            obj = None
+        except Exception as exc:  # network, auth, rate limit: retried when the lease expires
+            log.warning("thin event %s: fetch failed (%s); will retry", thin.id, type(exc).__name__)
+            return 0
+        if obj is None:
+            snap = thin
+            normalized = Normalized(ignored_reason=f"thin event {thin.id}: no related object")
+        else:
+            snap = snapshot_from_thin(thin, obj)
+            normalized = adapter.normalize(snap)
+        fetched = InboxRecord(
+            "stripe", f"{thin.id}:fetched", snap.type, self.clock(), orjson.dumps(snap.payload)
         )
-        with contextlib.suppress(StoreError):
-            import orjson
-
-            await self._store(record_id, normalized, orjson.dumps(snap.payload), self.clock())
+        stripe_cfg = self.config.sources.stripe
+        result = await self.store.complete_fetch(
+            record,
+            fetched,
+            normalized,
+            now=self.clock(),
+            correlation_window_s=stripe_cfg.correlation_window_s if stripe_cfg else 120.0,
+            owner=self.owner,
+            lease_s=self.lease_s,
+            local_handlers=self.bus.names,
+        )
+        for ev in result.events:
+            self.metrics.events.labels(ev.type).inc()
+        if self.dispatcher is not None:
+            self.dispatcher.submit(result.deliveries)
+        return 0 if result.duplicate else 1

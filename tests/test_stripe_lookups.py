@@ -102,3 +102,76 @@ async def test_reconcile_backfills_missed_events_once(
     assert (again.new, again.duplicates) == (0, 3)
     types = [e.type for e in (await bridge.store.list_events(limit=None)).items]
     assert types.count("customer.subscription.created") == 3
+
+
+def _thin_event(event_id: str, sub_id: str) -> bytes:
+    import orjson
+
+    return orjson.dumps(
+        {
+            "id": event_id,
+            "object": "v2.core.event",
+            "type": "v1.customer.subscription.created",
+            "created": "2026-01-02T03:04:05.000Z",
+            "livemode": False,
+            "related_object": {
+                "id": sub_id,
+                "type": "subscription",
+                "url": f"/v1/subscriptions/{sub_id}",
+            },
+        }
+    )
+
+
+async def test_thin_event_is_fetched_durably_and_normalized(
+    make_bridge: BridgeFactory, aiohttp_server: ServerFactory
+) -> None:
+    fetched: list[str] = []
+    app = _fake_stripe([], {})
+
+    async def subscription(request: web.Request) -> web.Response:
+        fetched.append(request.match_info["id"])
+        if request.match_info["id"] == "sub_gone":
+            return web.json_response(
+                {"error": {"type": "invalid_request_error", "message": "No such subscription"}},
+                status=404,
+            )
+        return web.json_response(
+            {
+                "id": request.match_info["id"],
+                "object": "subscription",
+                "status": "active",
+                "customer": "cus_thin",
+            }
+        )
+
+    app.router.add_get("/v1/subscriptions/{id}", subscription)
+    server = await aiohttp_server(app)
+    bridge, client = await make_bridge(
+        "sources: {{stripe: {{api_key: {key}, api_base: '{base}'}}}}",
+        key=KEY,
+        base=str(server.make_url("")).rstrip("/"),
+    )
+    for body in (_thin_event("evt_thin_a", "sub_thin"), _thin_event("evt_thin_b", "sub_gone")):
+        status, data = await post_stripe(client, body)
+        assert status == 200 and data["events"] == []  # acked now, fetched after
+    deadline = time.monotonic() + 10
+    while (await bridge.store.counts())["pending_fetch"]:
+        assert time.monotonic() < deadline, "thin events never fetched"
+        await asyncio.sleep(0.05)
+    facts = {(e.type, e.dedupe_key) for e in (await bridge.store.list_events(limit=None)).items}
+    assert facts == {
+        ("customer.subscription.created", "sub:sub_thin:created"),
+        ("customer.subscription.started", "sub:sub_thin:started"),
+    }
+    assert sorted(set(fetched)) == ["sub_gone", "sub_thin"]
+    status, data = await post_stripe(client, _thin_event("evt_thin_a", "sub_thin"))
+    assert data["duplicate"] is True
+
+
+async def test_thin_event_without_api_key_is_stored_and_ignored(make_bridge: BridgeFactory) -> None:
+    bridge, client = await make_bridge()
+    status, data = await post_stripe(client, _thin_event("evt_thin_c", "sub_x"))
+    assert status == 200 and data["events"] == []
+    counts = await bridge.store.counts()
+    assert counts["ignored"] == 1 and counts["pending_fetch"] == 0

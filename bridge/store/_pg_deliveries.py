@@ -75,7 +75,8 @@ SELECT
     (SELECT COUNT(*) FROM events) AS events,
     (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending,
     (SELECT COUNT(*) FROM deliveries WHERE status = 'dead') AS dead,
-    (SELECT COUNT(*) FROM deferred) AS held
+    (SELECT COUNT(*) FROM deferred) AS held,
+    (SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch') AS pending_fetch
 """
 
 

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import orjson
 
+from adapters.base import Normalized
 from bridge.catalog import matches_any
 from bridge.events import Event
 from bridge.store.base import AttemptRecord, Subscriber
@@ -15,6 +16,7 @@ __all__ = [
     "ATTEMPT_COLUMNS",
     "SUBSCRIBER_COLUMNS",
     "attempt_from_row",
+    "inbox_status",
     "matching_subscribers",
     "subscriber_from_row",
     "subscriber_params",
@@ -25,6 +27,13 @@ SUBSCRIBER_COLUMNS = (
     "previous_secret_expires_at, description, metadata, created_via, livemode, api_version, "
     "created_at, updated_at, failing_since, disabled_reason"
 )
+
+
+def inbox_status(n: Normalized) -> str:
+    """The inbox status an ingested event gets from what it means."""
+    if n.fetch_related:
+        return "pending_fetch"
+    return "ignored" if n.produces_nothing else "processed"
 
 
 def subscriber_params(s: Subscriber) -> tuple[Any, ...]:

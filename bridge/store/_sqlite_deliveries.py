@@ -262,6 +262,7 @@ class SqliteDeliveries:
                 "pending": "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
                 "dead": "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'",
                 "held": "SELECT COUNT(*) FROM deferred",
+                "pending_fetch": "SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch'",
             }
             return {k: int(conn.execute(sql).fetchone()[0]) for k, sql in q.items()}
 

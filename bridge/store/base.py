@@ -215,6 +215,30 @@ class Store(abc.ABC):
         """Emit (``emit=True``) or drop a held decision in one transaction. A link stored since
         the claim wins: the events are then dropped whatever ``emit`` says."""
 
+    @abc.abstractmethod
+    async def claim_pending_fetches(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[InboxRecord]:
+        """Lease inbox rows whose related object still has to be fetched (thin events stored
+        with ``Normalized.fetch_related``)."""
+
+    @abc.abstractmethod
+    async def complete_fetch(
+        self,
+        pending: InboxRecord,
+        fetched: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        """In one transaction: mark ``pending`` fetched and ingest ``fetched`` (the snapshot
+        built from the fetched object) as :meth:`ingest` would. Duplicate when another instance
+        completed it first."""
+
     # -- subscribers --------------------------------------------------------------------------
     @abc.abstractmethod
     async def put_subscriber(self, sub: Subscriber) -> Subscriber:

@@ -39,7 +39,12 @@ from bridge.events import Event
 from bridge.store._pg_conn import PgPool
 from bridge.store._pg_deliveries import PgDeliveries
 from bridge.store._pg_subscribers import PgSubscribers
-from bridge.store._rows import SUBSCRIBER_COLUMNS, matching_subscribers, subscriber_from_row
+from bridge.store._rows import (
+    SUBSCRIBER_COLUMNS,
+    inbox_status,
+    matching_subscribers,
+    subscriber_from_row,
+)
 from bridge.store.base import (
     ClaimedDeferred,
     Delivery,
@@ -242,7 +247,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             record.provider_event_id,
             record.type,
             record.received_at,
-            "ignored" if n.produces_nothing else "processed",
+            inbox_status(n),
             n.ignored_reason,
             len(n.events),
             record.payload,
@@ -279,6 +284,68 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             return await self._ingest_tx(
                 conn,
                 record,
+                normalized,
+                now,
+                correlation_window_s,
+                owner,
+                lease_s,
+                set(local_handlers),
+            )
+
+    async def claim_pending_fetches(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[InboxRecord]:
+        """See :meth:`Store.claim_pending_fetches`; raises :class:`StoreError`."""
+        async with self._db.tx() as conn:
+            rows = await conn.fetch(
+                "UPDATE inbox SET lease_owner = $1, lease_until = $2"
+                " WHERE (provider, provider_event_id) IN ("
+                " SELECT provider, provider_event_id FROM inbox WHERE status = 'pending_fetch'"
+                " AND (lease_until IS NULL OR lease_until < $3)"
+                " ORDER BY received_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                " RETURNING provider, provider_event_id, type, received_at, payload",
+                owner,
+                now + lease_s,
+                now,
+                limit,
+            )
+        return [
+            InboxRecord(
+                r["provider"],
+                r["provider_event_id"],
+                r["type"],
+                r["received_at"],
+                bytes(r["payload"]),
+            )
+            for r in rows
+        ]
+
+    async def complete_fetch(
+        self,
+        pending: InboxRecord,
+        fetched: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        """See :meth:`Store.complete_fetch`; raises :class:`StoreError`."""
+        async with self._db.tx() as conn:
+            done = await conn.fetchval(
+                "UPDATE inbox SET status = 'processed', lease_owner = NULL, lease_until = NULL"
+                " WHERE provider = $1 AND provider_event_id = $2 AND status = 'pending_fetch'"
+                " RETURNING 1",
+                pending.provider,
+                pending.provider_event_id,
+            )
+            if done is None:
+                return IngestResult(duplicate=True)
+            return await self._ingest_tx(
+                conn,
+                fetched,
                 normalized,
                 now,
                 correlation_window_s,

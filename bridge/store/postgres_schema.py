@@ -32,6 +32,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             ignored_reason TEXT,
             event_count INTEGER NOT NULL,
             payload BYTEA NOT NULL,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION,
             PRIMARY KEY (provider, provider_event_id)
         );
         CREATE INDEX inbox_ignored ON inbox (status) WHERE status = 'ignored';

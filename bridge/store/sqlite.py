@@ -16,6 +16,7 @@ from adapters.base import Deferred, Normalized
 from bridge.events import Event
 from bridge.store._rows import (
     SUBSCRIBER_COLUMNS,
+    inbox_status,
     matching_subscribers,
     subscriber_from_row,
     subscriber_params,
@@ -196,7 +197,7 @@ class SqliteStore(SqliteDeliveries, Store):
         lease_s: float,
         local: set[str],
     ) -> IngestResult:
-        status = "ignored" if n.produces_nothing else "processed"
+        status = inbox_status(n)
         cur = conn.execute(
             "INSERT OR IGNORE INTO inbox (provider, provider_event_id, type, received_at, status,"
             " ignored_reason, event_count, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -242,6 +243,54 @@ class SqliteStore(SqliteDeliveries, Store):
             lease_s,
             set(local_handlers),
         )
+
+    async def claim_pending_fetches(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[InboxRecord]:
+        def tx(conn: _Conn) -> list[InboxRecord]:
+            rows = conn.execute(
+                "UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE rowid IN ("
+                " SELECT rowid FROM inbox WHERE status = 'pending_fetch'"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY received_at LIMIT ?)"
+                " RETURNING provider, provider_event_id, type, received_at, payload",
+                (owner, now + lease_s, now, limit),
+            ).fetchall()
+            return [InboxRecord(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+        return await self._worker.call(tx)
+
+    async def complete_fetch(
+        self,
+        pending: InboxRecord,
+        fetched: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        def tx(conn: _Conn) -> IngestResult:
+            done = conn.execute(
+                "UPDATE inbox SET status = 'processed', lease_owner = NULL, lease_until = NULL"
+                " WHERE provider = ? AND provider_event_id = ? AND status = 'pending_fetch'",
+                (pending.provider, pending.provider_event_id),
+            ).rowcount
+            if not done:
+                return IngestResult(duplicate=True)
+            return self._ingest_tx(
+                conn,
+                fetched,
+                normalized,
+                now,
+                correlation_window_s,
+                owner,
+                lease_s,
+                set(local_handlers),
+            )
+
+        return await self._worker.call(tx)
 
     async def claim_due_deferred(
         self, *, now: float, owner: str, lease_s: float, limit: int

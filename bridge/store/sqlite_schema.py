@@ -20,6 +20,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             ignored_reason TEXT,
             event_count INTEGER NOT NULL,
             payload BLOB NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
             PRIMARY KEY (provider, provider_event_id)
         );
         CREATE TABLE events (

@@ -341,4 +341,12 @@ async def test_list_attempts_by_event_and_subscriber_newest_first(store: Store) 
 async def test_counts_of_an_empty_store_are_zero(store: Store) -> None:
     counts = await store.counts()
 
-    assert counts == {"inbox": 0, "ignored": 0, "events": 0, "pending": 0, "dead": 0, "held": 0}
+    assert counts == {
+        "inbox": 0,
+        "ignored": 0,
+        "events": 0,
+        "pending": 0,
+        "dead": 0,
+        "held": 0,
+        "pending_fetch": 0,
+    }
