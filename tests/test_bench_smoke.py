@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -47,7 +48,7 @@ def test_bench_prefill_writes_distinct_stored_events(tmp_path: Path) -> None:
 
 def test_bench_ingest_and_fanout_minimal_runs(tmp_path: Path) -> None:
     ctx = Ctx(tmp=tmp_path, runs=1, ingest_count=40, fanout_events=3)
-    results = {"ingest_sqlite": ingest(ctx), "fanout_sqlite": fanout(ctx)}
+    results: dict[str, Any] = {"ingest_sqlite": ingest(ctx), "fanout_sqlite": fanout(ctx)}
     for name in ("baseline_a", "baseline_b", "paybridge"):
         run = results["ingest_sqlite"][name]["runs"][0]
         assert run["statuses"] == {"200": 40}
