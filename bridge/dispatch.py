@@ -94,9 +94,15 @@ class Dispatcher:
         of queued deliveries. Returns a summary for the shutdown log line."""
         self._stopping = True
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            # Let a tick in progress finish instead of cancelling it: a claim cancelled while
+            # the store commits it would stay leased to this stopped instance. What it claims
+            # now is released by submit() (stopping).
+            self._wake.set()
+            done, _ = await asyncio.wait({self._loop_task}, timeout=timeout_s)
+            if not done:
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
         queued = [d.id for q in self._queues.values() for d in q]
         self._queues.clear()
         with contextlib.suppress(StoreError):
@@ -317,7 +323,7 @@ class Dispatcher:
 
     # -- the poll loop --------------------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except StoreError as exc:
