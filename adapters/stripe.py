@@ -113,7 +113,7 @@ def _parse_thin(payload: dict[str, Any]) -> ProviderEvent:
         raise PayloadError("thin event field 'created' is missing or not a string")
     try:
         note = _OFFLINE_CLIENT.parse_event_notification_without_verification(orjson.dumps(payload))
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # e.g. a non-string context
         raise PayloadError(f"not a Stripe thin event notification: {exc}") from None
     return ProviderEvent(
         provider="stripe",
