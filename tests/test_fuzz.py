@@ -265,6 +265,30 @@ def test_fuzz_stripe_mutated_real_events_never_raise_unexpectedly(payload: dict[
         _check_normalized(event)
 
 
+_THIN_KEYS = ["id", "type", "created", "livemode", "related_object", "reason", "context", "data"]
+_THIN_VALUES = VALUES | st.sampled_from(
+    ["evt_thin", "v1.invoice.paid", "2024-09-17T06:20:52.246Z",
+     {"id": "in_1", "type": "invoice", "url": "/v1/invoices/in_1"}]
+)  # fmt: skip
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(_THIN_KEYS), _THIN_VALUES, max_size=8))
+def test_fuzz_stripe_thin_events_raise_only_payload_error(fields: dict[str, Any]) -> None:
+    """stripe-python's thin-event parser is not total (a non-string ``context`` raised
+    AttributeError, a 500): whatever it raises is a PayloadError."""
+    event = _parse_or_payload_error(orjson.dumps({**fields, "object": "v2.core.event"}))
+    if event is not None:
+        assert event.shape == "thin"
+        _check_normalized(event)
+
+
+def test_fuzz_regression_thin_event_with_a_non_string_context() -> None:
+    body = {"id": "evt_thin_ctx", "object": "v2.core.event", "type": "v1.invoice.paid",
+            "created": "2024-09-17T06:20:52.246Z", "context": -1}  # fmt: skip
+    assert _parse_or_payload_error(orjson.dumps(body)) is None
+
+
 @pytest.mark.parametrize("decimal", ["1/0", "1e99999999", "-0/0", "1_000", "１２"])
 def test_fuzz_regression_unit_amount_decimal_is_not_evaluated(decimal: str) -> None:
     """Found by this fuzzing: ``Fraction("1/0")`` raised ZeroDivisionError (a 500 at ingress)
