@@ -58,7 +58,10 @@ def _load_object(body: bytes) -> dict[str, Any]:
         raise PayloadError(f"body is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise PayloadError("body is not a JSON object")
-    if _json_depth(payload) > MAX_JSON_DEPTH:
+    # Depth can only exceed the limit when the body opens that many containers: count them
+    # in C first, walk the tree only for the rare body that could be too deep.
+    could_be_deep = body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
+    if could_be_deep and _json_depth(payload) > MAX_JSON_DEPTH:
         raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return payload
 

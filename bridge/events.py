@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from typing import Any, Literal
 
 import orjson
@@ -80,10 +81,19 @@ class Event(BaseModel):
         )
 
     def to_json(self) -> bytes:
-        """The wire JSON (compact UTF-8), as delivered to endpoints."""
-        return orjson.dumps(self.model_dump(mode="json"))
+        """The wire JSON (compact UTF-8), as delivered to endpoints; computed once."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:
+        # Every field is JSON-native already (``data`` comes from parsed JSON), so orjson
+        # writes the fields directly: the same bytes as model_dump(mode="json"), a lot faster.
+        return orjson.dumps({name: getattr(self, name) for name in _FIELDS})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:
         """Parse wire JSON produced by :meth:`to_json`."""
         return cls.model_validate(orjson.loads(raw))
+
+
+_FIELDS = tuple(Event.model_fields)

@@ -68,7 +68,7 @@ def test_docs_events_table_stripe_column_matches_origin() -> None:
 @pytest.mark.parametrize(
     ("event_type", "key"),
     [
-        ("customer.subscription.recovered", "`stripe:{evt}:recovered`"),
+        ("customer.subscription.recovered", "`stripe:{evt}`"),
         ("payment.failed", "`payment_failed:{pi}:{evt}`"),
         ("customer.subscription.renewed", "`invoice:{in}:renewed`"),
         ("payment.succeeded", "`payment:{pi}`"),

@@ -40,10 +40,6 @@ __all__ = ["SqliteStore"]
 _Conn = sqlite3.Connection
 
 
-def _event_body(e: Event) -> bytes:
-    return e.to_json()
-
-
 class SqliteStore(SqliteDeliveries, Store):
     """See the module docstring. ``path`` may be ``:memory:`` for tests."""
 
@@ -90,14 +86,19 @@ class SqliteStore(SqliteDeliveries, Store):
         lease_until: float,
         local: set[str],
     ) -> tuple[list[Event], list[Delivery]]:
-        new: list[Event] = []
-        deliveries: list[Delivery] = []
-        subs = self._subs(conn)
-        for ev in events:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO events (id, dedupe_key, type, source, source_event_id,"
-                " created, stored_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
+        """Insert the events that are new facts and their deliveries: two statements whatever
+        the count (every statement costs the writer thread a GIL round trip)."""
+        if not events:
+            return [], []
+        rows = conn.execute(
+            "INSERT OR IGNORE INTO events (id, dedupe_key, type, source, source_event_id,"
+            " created, stored_at, body) VALUES "
+            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(events))
+            + " RETURNING id",
+            [
+                value
+                for ev in events
+                for value in (
                     ev.id,
                     ev.dedupe_key,
                     ev.type,
@@ -105,30 +106,46 @@ class SqliteStore(SqliteDeliveries, Store):
                     ev.source_event_id,
                     ev.created,
                     now,
-                    _event_body(ev),
-                ),
-            )
-            if cur.rowcount == 0:
-                continue
-            new.append(ev)
-            for sid in matching_subscribers(subs, ev):
-                leased = not sid.startswith("handler:") or sid[len("handler:") :] in local
-                did = conn.execute(
-                    "INSERT INTO deliveries (event_id, subscriber_id, status, attempts,"
-                    " next_attempt_at, lease_owner, lease_until, created_at, updated_at)"
-                    " VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
-                    (
-                        ev.id,
-                        sid,
-                        now,
-                        owner if leased else None,
-                        lease_until if leased else None,
-                        now,
-                        now,
-                    ),
-                ).lastrowid
-                if leased and did is not None:
-                    deliveries.append(Delivery(did, ev, sid, 0, now, "pending", now))
+                    ev.to_json(),
+                )
+            ],
+        ).fetchall()
+        inserted = {r[0] for r in rows}
+        new: list[Event] = []
+        for ev in events:
+            if ev.id in inserted:
+                inserted.discard(ev.id)  # the same fact twice in one call is one new event
+                new.append(ev)
+        subs = self._subs(conn)
+        pairs = [(ev, sid) for ev in new for sid in matching_subscribers(subs, ev)]
+        if not pairs:
+            return new, []
+        leased = [not sid.startswith("handler:") or sid[8:] in local for _, sid in pairs]
+        rows = conn.execute(
+            "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
+            " lease_owner, lease_until, created_at, updated_at) VALUES "
+            + ",".join(["(?, ?, 'pending', 0, ?, ?, ?, ?, ?)"] * len(pairs))
+            + " RETURNING id, event_id, subscriber_id",
+            [
+                value
+                for (ev, sid), lease in zip(pairs, leased, strict=True)
+                for value in (
+                    ev.id,
+                    sid,
+                    now,
+                    owner if lease else None,
+                    lease_until if lease else None,
+                    now,
+                    now,
+                )
+            ],
+        ).fetchall()
+        ids = {(r[1], r[2]): int(r[0]) for r in rows}
+        deliveries = [
+            Delivery(ids[(ev.id, sid)], ev, sid, 0, now, "pending", now)
+            for (ev, sid), lease in zip(pairs, leased, strict=True)
+            if lease
+        ]
         return new, deliveries
 
     def _apply_deferred(

@@ -25,7 +25,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (provider, provider_event_id)
         );
         CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             dedupe_key TEXT NOT NULL,
             type TEXT NOT NULL,
@@ -33,8 +33,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             source_event_id TEXT NOT NULL,
             created INTEGER NOT NULL,
             stored_at REAL NOT NULL,
-            body BLOB NOT NULL,
-            UNIQUE (type, dedupe_key)
+            body BLOB NOT NULL
         );
         CREATE INDEX events_by_type ON events (type, seq);
         CREATE TABLE subscribers (
@@ -72,7 +71,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
         CREATE INDEX deliveries_by_event ON deliveries (event_id);
         CREATE TABLE attempts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,
             delivery_id INTEGER NOT NULL,
             event_id TEXT NOT NULL,
             subscriber_id TEXT NOT NULL,
