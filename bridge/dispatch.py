@@ -71,6 +71,7 @@ class Dispatcher:
         self._queues: dict[str, deque[Delivery]] = {}
         self._inflight: dict[str, int] = {}
         self._known: set[int] = set()
+        self._claimed_at: dict[int, float] = {}  # delivery id → monotonic time it was leased
         self._running: set[int] = set()  # delivery ids with an attempt in flight
         self._total = 0
         self._subs: dict[str, Subscriber] = {}
@@ -144,6 +145,7 @@ class Dispatcher:
                 overflow.append(d.id)  # given back: the poll loop claims it when there is room
                 continue
             self._known.add(d.id)
+            self._claimed_at[d.id] = time.monotonic()
             q.append(d)
             self._idle.clear()
         if overflow:
@@ -196,6 +198,7 @@ class Dispatcher:
         finally:
             self._running.discard(d.id)
             self._known.discard(d.id)
+            self._claimed_at.pop(d.id, None)
             self._inflight[d.subscriber_id] -= 1
             if not self._inflight[d.subscriber_id]:
                 del self._inflight[d.subscriber_id]
@@ -206,6 +209,9 @@ class Dispatcher:
         sub = await self._subscriber(d.subscriber_id)
         if sub is None or sub.status != "enabled":
             await self.store.release([d.id], owner=self.owner)
+            return
+        if sub.kind == "handler" and self._lease_covers_handler(d):
+            await self._handle_in_process(sub, d)
             return
         now = self.clock()
         attempt_id = await self.store.start_attempt(
@@ -234,6 +240,44 @@ class Dispatcher:
             self._subs.pop(sub.id, None)  # its failure streak or status may have changed
         if not outcome.delivered and not outcome.disable_endpoint:
             await self._log_if_disabled(sub)
+
+    def _lease_covers_handler(self, d: Delivery) -> bool:
+        """True while the lease taken at claim time still outlasts a full handler run."""
+        claimed = self._claimed_at.get(d.id)
+        if claimed is None:
+            return False
+        left = self.lease_s - (time.monotonic() - claimed)
+        return left > self.bus_cfg.handler_timeout_s + 2
+
+    async def _handle_in_process(self, sub: Subscriber, d: Delivery) -> None:
+        """Run a bus handler at once, recording the attempt with its outcome in one write
+        afterwards: the handler starts without waiting for a commit. A crash mid-run is covered
+        by the lease taken at claim time (the delivery is retried elsewhere once it expires)."""
+        started, attempt_no = self.clock(), d.attempts + 1
+        try:
+            outcome = await self._run_handler(sub, d, attempt_no)
+        except asyncio.CancelledError:  # stop() gave up waiting for this handler
+            abandoned = DeliveryOutcome(
+                False, error="abandoned: paybridge stopped mid-attempt", next_attempt_at=started
+            )
+            with contextlib.suppress(StoreError):
+                await self._record(d, abandoned, started)
+            raise
+        if await self._record(d, outcome, started):
+            self._log_outcome(sub, d, attempt_no, outcome)
+        else:
+            log.warning("handler %s ran event=%s after its lease was lost", sub.id, d.event.id)
+
+    async def _record(self, d: Delivery, outcome: DeliveryOutcome, started: float) -> bool:
+        return await self.store.record_attempt(
+            d.id,
+            outcome,
+            started_at=started,
+            now=self.clock(),
+            owner=self.owner,
+            lease_s=self.lease_s,
+            disable_after_failing_s=self.cfg.disable_after_failing_s,
+        )
 
     async def _finish_abandoned(self, attempt_id: int, d: Delivery) -> None:
         """Record an attempt cut short by shutdown as failed and due now, so the next start

@@ -72,25 +72,66 @@ class SqliteDeliveries:
 
         return await self._worker.call(tx)
 
+    def _start_tx(
+        self, conn: _Conn, delivery_id: int, now: float, owner: str, lease_s: float
+    ) -> int | None:
+        row = conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, updated_at = ?, lease_until = ?"
+            " WHERE id = ? AND lease_owner = ? AND status = 'pending'"
+            " RETURNING attempts, event_id, subscriber_id",
+            (now, now + lease_s, delivery_id, owner),
+        ).fetchone()
+        if row is None:
+            return None
+        return conn.execute(
+            "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
+            " outcome) VALUES (?, ?, ?, ?, ?, 'pending')",
+            (delivery_id, row[1], row[2], row[0], now),
+        ).lastrowid
+
+    def _finish_tx(
+        self,
+        conn: _Conn,
+        attempt_id: int,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        now: float,
+        disable_after_failing_s: float,
+    ) -> None:
+        body = outcome.response_body
+        if body is not None and len(body) > _RESPONSE_BODY_MAX:
+            body = body[:_RESPONSE_BODY_MAX]
+        conn.execute(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, status_code = ?,"
+            " duration_ms = ?, error = ?, response_body = ? WHERE id = ?",
+            (
+                now,
+                "succeeded" if outcome.delivered else "failed",
+                outcome.status_code,
+                outcome.duration_ms,
+                outcome.error,
+                body,
+                attempt_id,
+            ),
+        )
+        if outcome.delivered:
+            status, nxt = "delivered", now
+        elif outcome.next_attempt_at is None:
+            status, nxt = "dead", now
+        else:
+            status, nxt = "pending", outcome.next_attempt_at
+        row = conn.execute(
+            "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ? WHERE id = ? RETURNING subscriber_id",
+            (status, nxt, now, delivery_id),
+        ).fetchone()
+        if row is not None:
+            self._track_streak(conn, row[0], outcome, now, disable_after_failing_s)
+
     async def start_attempt(
         self, delivery_id: int, *, now: float, owner: str, lease_s: float
     ) -> int | None:
-        def tx(conn: _Conn) -> int | None:
-            row = conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, updated_at = ?, lease_until = ?"
-                " WHERE id = ? AND lease_owner = ? AND status = 'pending'"
-                " RETURNING attempts, event_id, subscriber_id",
-                (now, now + lease_s, delivery_id, owner),
-            ).fetchone()
-            if row is None:
-                return None
-            return conn.execute(
-                "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
-                " outcome) VALUES (?, ?, ?, ?, ?, 'pending')",
-                (delivery_id, row[1], row[2], row[0], now),
-            ).lastrowid
-
-        return await self._worker.call(tx)
+        return await self._worker.call(self._start_tx, delivery_id, now, owner, lease_s)
 
     async def finish_attempt(
         self,
@@ -101,38 +142,29 @@ class SqliteDeliveries:
         now: float,
         disable_after_failing_s: float,
     ) -> None:
-        def tx(conn: _Conn) -> None:
-            body = outcome.response_body
-            if body is not None and len(body) > _RESPONSE_BODY_MAX:
-                body = body[:_RESPONSE_BODY_MAX]
-            conn.execute(
-                "UPDATE attempts SET finished_at = ?, outcome = ?, status_code = ?,"
-                " duration_ms = ?, error = ?, response_body = ? WHERE id = ?",
-                (
-                    now,
-                    "succeeded" if outcome.delivered else "failed",
-                    outcome.status_code,
-                    outcome.duration_ms,
-                    outcome.error,
-                    body,
-                    attempt_id,
-                ),
-            )
-            if outcome.delivered:
-                status, nxt = "delivered", now
-            elif outcome.next_attempt_at is None:
-                status, nxt = "dead", now
-            else:
-                status, nxt = "pending", outcome.next_attempt_at
-            row = conn.execute(
-                "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_owner = NULL,"
-                " lease_until = NULL, updated_at = ? WHERE id = ? RETURNING subscriber_id",
-                (status, nxt, now, delivery_id),
-            ).fetchone()
-            if row is not None:
-                self._track_streak(conn, row[0], outcome, now, disable_after_failing_s)
+        await self._worker.call(
+            self._finish_tx, attempt_id, delivery_id, outcome, now, disable_after_failing_s
+        )
 
-        await self._worker.call(tx)
+    async def record_attempt(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        *,
+        started_at: float,
+        now: float,
+        owner: str,
+        lease_s: float,
+        disable_after_failing_s: float,
+    ) -> bool:
+        def tx(conn: _Conn) -> bool:
+            aid = self._start_tx(conn, delivery_id, started_at, owner, lease_s)
+            if aid is None:
+                return False
+            self._finish_tx(conn, aid, delivery_id, outcome, now, disable_after_failing_s)
+            return True
+
+        return await self._worker.call(tx)
 
     def _track_streak(
         self, conn: _Conn, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float

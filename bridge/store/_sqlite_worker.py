@@ -171,12 +171,10 @@ class SqliteWorker:
                     results.append((fut, fn(conn, *args), None))
                 except Exception as exc:
                     self._rollback(conn)
-                    err = (
-                        StoreError(f"database error: {exc}")
-                        if isinstance(exc, sqlite3.Error)
-                        else exc
-                    )
-                    self._dispatch([(fut, None, err)], batch)
+                    failure: BaseException = exc
+                    if isinstance(exc, sqlite3.Error):
+                        failure = StoreError(f"database error: {exc}")
+                    self._dispatch([(fut, None, failure)], batch)
                     return
             else:
                 for fn, args, fut, _ in batch:

@@ -299,6 +299,35 @@ class Store(abc.ABC):
         """Record the outcome, reschedule or kill the delivery, release its lease, and keep
         the subscriber's failure streak (disabling it after ``disable_after_failing_s``)."""
 
+    async def record_attempt(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        *,
+        started_at: float,
+        now: float,
+        owner: str,
+        lease_s: float,
+        disable_after_failing_s: float,
+    ) -> bool:
+        """Record an attempt that was made without :meth:`start_attempt` first, with its
+        outcome (in-process handlers: a crash mid-run is covered by the lease, and the
+        handler starts without waiting for a commit). False, and nothing recorded, when
+        ``owner`` no longer holds the lease. Stores may do it in one transaction."""
+        attempt_id = await self.start_attempt(
+            delivery_id, now=started_at, owner=owner, lease_s=lease_s
+        )
+        if attempt_id is None:
+            return False
+        await self.finish_attempt(
+            attempt_id,
+            delivery_id,
+            outcome,
+            now=now,
+            disable_after_failing_s=disable_after_failing_s,
+        )
+        return True
+
     @abc.abstractmethod
     async def release(self, delivery_ids: Sequence[int], *, owner: str) -> None:
         """Give back leases of deliveries not yet attempted (graceful shutdown)."""
