@@ -72,6 +72,7 @@ class Dispatcher:
         self._inflight: dict[str, int] = {}
         self._known: set[int] = set()
         self._claimed_at: dict[int, float] = {}  # delivery id → monotonic time it was leased
+        self._slot_held: set[int] = set()  # deliveries holding a per-subscriber slot
         self._running: set[int] = set()  # delivery ids with an attempt in flight
         self._total = 0
         self._subs: dict[str, Subscriber] = {}
@@ -158,6 +159,7 @@ class Dispatcher:
             while q and self._inflight.get(sid, 0) < limit and self._total < self.cfg.max_in_flight:
                 d = q.popleft()
                 self._inflight[sid] = self._inflight.get(sid, 0) + 1
+                self._slot_held.add(d.id)
                 self._total += 1
                 self._spawn(self._attempt(d))
             if not q:
@@ -199,11 +201,21 @@ class Dispatcher:
             self._running.discard(d.id)
             self._known.discard(d.id)
             self._claimed_at.pop(d.id, None)
-            self._inflight[d.subscriber_id] -= 1
-            if not self._inflight[d.subscriber_id]:
-                del self._inflight[d.subscriber_id]
+            self._free_slot(d)
             self._total -= 1
             self._pump()
+
+    def _free_slot(self, d: Delivery) -> None:
+        """Give back the subscriber's in-flight slot (once): as soon as the request is over,
+        before its outcome is committed, so a subscriber's throughput is not bound by commit
+        latency. The global budget (``_total``) is held until the outcome is recorded."""
+        if d.id not in self._slot_held:
+            return
+        self._slot_held.discard(d.id)
+        self._inflight[d.subscriber_id] -= 1
+        if not self._inflight[d.subscriber_id]:
+            del self._inflight[d.subscriber_id]
+        self._pump()
 
     async def _attempt_inner(self, d: Delivery) -> None:
         sub = await self._subscriber(d.subscriber_id)
@@ -228,6 +240,7 @@ class Dispatcher:
         except asyncio.CancelledError:  # stop() gave up waiting for this attempt
             await self._finish_abandoned(attempt_id, d)
             raise
+        self._free_slot(d)
         await self.store.finish_attempt(
             attempt_id,
             d.id,
