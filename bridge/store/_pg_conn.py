@@ -29,6 +29,15 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 _OPEN_ERRORS: tuple[type[BaseException], ...] = (*DB_ERRORS, ValueError)  # ValueError: bad DSN
 
 
+async def _reset(conn: Any) -> None:
+    """Reset a connection handed back to the pool. paybridge keeps no session state (its
+    advisory locks are transaction-scoped, the migration lock is released explicitly), so
+    asyncpg's default reset (a round trip running RESET ALL, UNLISTEN *, CLOSE ALL and
+    pg_advisory_unlock_all on every release) is pure overhead on the hot path."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class PgPool:
     """An asyncpg pool opened by :meth:`open`; :meth:`tx` and :meth:`conn` hand out
     connections and turn database failures into :class:`StoreError`."""
@@ -52,6 +61,7 @@ class PgPool:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 command_timeout=self._command_timeout_s,
+                reset=_reset,
             )
         except _OPEN_ERRORS as exc:
             raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc

@@ -60,9 +60,18 @@ _LOCK_KEYS = (
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(p, 0) AS k"
     " FROM unnest($1::text[]) AS p ORDER BY k) AS s"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (id, dedupe_key, type, source, source_event_id, created, stored_at,"
-    " body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq"
+# One round trip: first the transaction advisory locks on the events' ids, in one fixed
+# (sorted) order (the scalar sub-query is an InitPlan, run before the first row is inserted),
+# then the rows in their given order. Two transactions inserting overlapping facts in different
+# orders thus queue on the first shared lock instead of deadlocking on the unique index.
+_INSERT_EVENTS = (
+    "WITH locked AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM"
+    " (SELECT DISTINCT hashtextextended('ev:' || x, 0) AS k FROM unnest($1::text[]) AS x"
+    " ORDER BY k) AS keys)"
+    " INSERT INTO events (id, dedupe_key, type, source, source_event_id, created, stored_at,"
+    " body) SELECT i, k, t, s, se, c, $7, b FROM unnest($1::text[], $2::text[], $3::text[],"
+    " $4::text[], $5::text[], $6::bigint[], $8::bytea[]) WITH ORDINALITY AS u(i, k, t, s, se,"
+    " c, b, o) WHERE (SELECT n FROM locked) >= 0 ORDER BY o ON CONFLICT DO NOTHING RETURNING id"
 )
 _INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
@@ -135,22 +144,25 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         lease_until: float,
         local: set[str],
     ) -> tuple[list[Event], list[Delivery]]:
-        if len(events) > 1:
-            await _lock(conn, ["ev:" + e.dedupe_key for e in events])
+        if not events:
+            return [], []
+        # One statement for all events (see _INSERT_EVENTS for why it cannot deadlock).
+        rows = await conn.fetch(
+            _INSERT_EVENTS,
+            [e.id for e in events],
+            [e.dedupe_key for e in events],
+            [e.type for e in events],
+            [e.source for e in events],
+            [e.source_event_id for e in events],
+            [e.created for e in events],
+            now,
+            [e.to_json() for e in events],
+        )
+        inserted = {r["id"] for r in rows}
         new: list[Event] = []
         for ev in events:
-            seq = await conn.fetchval(
-                _INSERT_EVENT,
-                ev.id,
-                ev.dedupe_key,
-                ev.type,
-                ev.source,
-                ev.source_event_id,
-                ev.created,
-                now,
-                ev.to_json(),
-            )
-            if seq is not None:
+            if ev.id in inserted:
+                inserted.discard(ev.id)  # the same fact twice in one call is one new event
                 new.append(ev)
         subs = await self._cached_subscribers(conn) if new else []
         pairs = [(ev, sid) for ev in new for sid in matching_subscribers(subs, ev)]
