@@ -222,16 +222,21 @@ class Dispatcher:
         if sub is None or sub.status != "enabled":
             await self.store.release([d.id], owner=self.owner)
             return
-        if sub.kind == "handler" and self._lease_covers_handler(d):
+        if sub.kind == "handler" and self._lease_covers(d, self.bus_cfg.handler_timeout_s):
             await self._handle_in_process(sub, d)
             return
-        now = self.clock()
-        attempt_id = await self.store.start_attempt(
-            d.id, now=now, owner=self.owner, lease_s=self.lease_s
-        )
-        if attempt_id is None:  # another instance holds it now, or it is no longer pending
-            return
-        attempt_no = d.attempts + 1
+        if d.attempt_id is not None:  # first attempt already recorded by the ingest commit
+            if not self._lease_covers(d, self.cfg.timeout_s):
+                await self._give_back_unsent(d, d.attempt_id)
+                return
+            attempt_id, attempt_no = d.attempt_id, d.attempts
+        else:
+            started = await self.store.start_attempt(
+                d.id, now=self.clock(), owner=self.owner, lease_s=self.lease_s
+            )
+            if started is None:  # another instance holds it now, or it is no longer pending
+                return
+            attempt_id, attempt_no = started, d.attempts + 1
         try:
             if sub.kind == "handler":
                 outcome = await self._run_handler(sub, d, attempt_no)
@@ -254,13 +259,28 @@ class Dispatcher:
         if not outcome.delivered and not outcome.disable_endpoint:
             await self._log_if_disabled(sub)
 
-    def _lease_covers_handler(self, d: Delivery) -> bool:
-        """True while the lease taken at claim time still outlasts a full handler run."""
+    def _lease_covers(self, d: Delivery, run_s: float) -> bool:
+        """True while the lease taken at claim time still outlasts a run of ``run_s``."""
         claimed = self._claimed_at.get(d.id)
         if claimed is None:
             return False
         left = self.lease_s - (time.monotonic() - claimed)
-        return left > self.bus_cfg.handler_timeout_s + 2
+        return left > run_s + 2
+
+    async def _give_back_unsent(self, d: Delivery, attempt_id: int) -> None:
+        """A delivery whose first attempt was recorded at ingest waited in the local queue
+        until its lease could no longer cover a send: record that attempt as not made, due
+        now, and let the next claim (here or elsewhere) take it with a fresh lease."""
+        outcome = DeliveryOutcome(
+            False, error="not sent: queued past its lease", next_attempt_at=self.clock()
+        )
+        await self.store.finish_attempt(
+            attempt_id,
+            d.id,
+            outcome,
+            now=self.clock(),
+            disable_after_failing_s=self.cfg.disable_after_failing_s,
+        )
 
     async def _handle_in_process(self, sub: Subscriber, d: Delivery) -> None:
         """Run a bus handler at once, recording the attempt with its outcome in one write

@@ -107,6 +107,9 @@ class Delivery:
     next_attempt_at: float
     status: DeliveryStatus = "pending"
     created_at: float = 0.0
+    # Set on endpoint deliveries that :meth:`Store.ingest` returns leased: their first attempt
+    # is already recorded (in the ingest transaction), so it can be sent without another commit.
+    attempt_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,8 @@ class Store(abc.ABC):
         """Store one provider event and what it means, in one transaction (module docstring).
 
         Deliveries to endpoints and to handlers in ``local_handlers`` come back leased to
-        ``owner``; deliveries to other handlers are left unleased for their processes."""
+        ``owner``; deliveries to other handlers are left unleased for their processes. The
+        endpoint deliveries come back with their first attempt recorded (``attempt_id``)."""
 
     @abc.abstractmethod
     async def claim_due_deferred(

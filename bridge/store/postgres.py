@@ -76,10 +76,17 @@ _INSERT_EVENTS = (
 _INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
     " lease_owner, lease_until, created_at, updated_at)"
-    " SELECT e, s, 'pending', 0, $3, CASE WHEN l THEN $4 END,"
+    " SELECT e, s, 'pending', a, $3, CASE WHEN l THEN $4 END,"
     " CASE WHEN l THEN $5::float8 END, $3, $3"
-    " FROM unnest($1::text[], $2::text[], $6::bool[]) AS t(e, s, l)"
+    " FROM unnest($1::text[], $2::text[], $6::bool[], $7::int[]) AS t(e, s, l, a)"
     " RETURNING id, event_id, subscriber_id"
+)
+# The first attempt of each leased endpoint delivery, recorded in the ingest transaction so the
+# dispatcher sends it without another commit.
+_INSERT_FIRST_ATTEMPTS = (
+    "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at, outcome)"
+    " SELECT d, e, s, 1, $4, 'pending' FROM unnest($1::bigint[], $2::text[], $3::text[])"
+    " AS t(d, e, s) RETURNING id, delivery_id"
 )
 
 
@@ -169,6 +176,10 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         if not pairs:
             return new, []
         leased = [not s.startswith("handler:") or s[len("handler:") :] in local for _, s in pairs]
+        first = [
+            int(lease and not sid.startswith("handler:"))
+            for (_, sid), lease in zip(pairs, leased, strict=True)
+        ]
         rows = await conn.fetch(
             _INSERT_DELIVERIES,
             [ev.id for ev, _ in pairs],
@@ -177,13 +188,28 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             owner,
             lease_until,
             leased,
+            first,
         )
         ids = {(r["event_id"], r["subscriber_id"]): int(r["id"]) for r in rows}
-        deliveries = [
-            Delivery(ids[(ev.id, sid)], ev, sid, 0, now, "pending", now)
-            for (ev, sid), lease in zip(pairs, leased, strict=True)
-            if lease
-        ]
+        mine = [p for p, lease in zip(pairs, leased, strict=True) if lease]
+        ep = [(ids[(ev.id, sid)], ev.id, sid) for ev, sid in mine if not sid.startswith("handler:")]
+        attempt_ids: dict[int, int] = {}
+        if ep:
+            arows = await conn.fetch(
+                _INSERT_FIRST_ATTEMPTS,
+                [d for d, _, _ in ep],
+                [e for _, e, _ in ep],
+                [s for _, _, s in ep],
+                now,
+            )
+            attempt_ids = {int(r["delivery_id"]): int(r["id"]) for r in arows}
+        deliveries = []
+        for ev, sid in mine:
+            did = ids[(ev.id, sid)]
+            if did in attempt_ids:
+                deliveries.append(Delivery(did, ev, sid, 1, now, "pending", now, attempt_ids[did]))
+            else:
+                deliveries.append(Delivery(did, ev, sid, 0, now, "pending", now))
         return new, deliveries
 
     async def _apply_deferred(

@@ -124,7 +124,7 @@ class SqliteStore(SqliteDeliveries, Store):
         rows = conn.execute(
             "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
             " lease_owner, lease_until, created_at, updated_at) VALUES "
-            + ",".join(["(?, ?, 'pending', 0, ?, ?, ?, ?, ?)"] * len(pairs))
+            + ",".join(["(?, ?, 'pending', ?, ?, ?, ?, ?, ?)"] * len(pairs))
             + " RETURNING id, event_id, subscriber_id",
             [
                 value
@@ -132,6 +132,7 @@ class SqliteStore(SqliteDeliveries, Store):
                 for value in (
                     ev.id,
                     sid,
+                    int(lease and not sid.startswith("handler:")),  # first attempt recorded
                     now,
                     owner if lease else None,
                     lease_until if lease else None,
@@ -141,12 +142,37 @@ class SqliteStore(SqliteDeliveries, Store):
             ],
         ).fetchall()
         ids = {(r[1], r[2]): int(r[0]) for r in rows}
+        mine = [(ev, sid) for (ev, sid), lease in zip(pairs, leased, strict=True) if lease]
+        attempt_ids = self._first_attempts(conn, mine, ids, now)
         deliveries = [
             Delivery(ids[(ev.id, sid)], ev, sid, 0, now, "pending", now)
-            for (ev, sid), lease in zip(pairs, leased, strict=True)
-            if lease
+            if sid.startswith("handler:")
+            else Delivery(
+                ids[(ev.id, sid)], ev, sid, 1, now, "pending", now, attempt_ids[ids[(ev.id, sid)]]
+            )
+            for ev, sid in mine
         ]
         return new, deliveries
+
+    @staticmethod
+    def _first_attempts(
+        conn: _Conn, mine: list[tuple[Event, str]], ids: dict[tuple[str, str], int], now: float
+    ) -> dict[int, int]:
+        """Record the first attempt of each leased endpoint delivery, so the dispatcher can
+        send it without waiting for another commit. Returns delivery id → attempt id."""
+        endpoint = [
+            (ids[(ev.id, sid)], ev.id, sid) for ev, sid in mine if not sid.startswith("handler:")
+        ]
+        if not endpoint:
+            return {}
+        rows = conn.execute(
+            "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
+            " outcome) VALUES "
+            + ",".join(["(?, ?, ?, 1, ?, 'pending')"] * len(endpoint))
+            + " RETURNING id, delivery_id",
+            [v for d, e, sid in endpoint for v in (d, e, sid, now)],
+        ).fetchall()
+        return {int(r[1]): int(r[0]) for r in rows}
 
     def _apply_deferred(
         self, conn: _Conn, deferred: Sequence[Deferred], now: float, window_s: float

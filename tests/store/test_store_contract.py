@@ -33,9 +33,15 @@ async def test_ingest_stores_inbox_events_and_leased_deliveries(store: Store) ->
     assert not res.duplicate
     assert res.events == [ev]
     assert sorted(d.subscriber_id for d in res.deliveries) == ["handler:audit", "we_1"]
-    assert all(
-        d.event == ev and d.attempts == 0 and d.next_attempt_at == NOW for d in res.deliveries
-    )
+    assert all(d.event == ev and d.next_attempt_at == NOW for d in res.deliveries)
+    by_sub = {d.subscriber_id: d for d in res.deliveries}
+    # the endpoint's first attempt is recorded in the ingest transaction; handlers record theirs
+    assert (by_sub["handler:audit"].attempts, by_sub["handler:audit"].attempt_id) == (0, None)
+    assert by_sub["we_1"].attempts == 1 and by_sub["we_1"].attempt_id is not None
+    first = await store.list_attempts(event_id=ev.id)
+    assert [(a.id, a.attempt, a.status) for a in first.items] == [
+        (by_sub["we_1"].attempt_id, 1, "pending")
+    ]
     counts = await store.counts()
     assert (counts["inbox"], counts["events"], counts["pending"]) == (1, 1, 3)
     stored = await store.get_event(ev.id)
