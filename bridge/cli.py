@@ -153,7 +153,7 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
 async def _with_store(cfg: Config, fn: Any) -> Any:
     from bridge.store import create_store
 
-    store = create_store(cfg.store.url)
+    store = create_store(cfg.store.url, sqlite_synchronous=cfg.store.sqlite_synchronous)
     await store.open()
     try:
         return await fn(store)

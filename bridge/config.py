@@ -61,6 +61,7 @@ class ServerConfig(_Frozen):
 class StoreConfig(_Frozen):
     url: str = "sqlite:///paybridge.db"
     lease_s: Annotated[float, Field(gt=0)] = 30.0
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     @field_validator("url")
     @classmethod

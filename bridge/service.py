@@ -62,7 +62,11 @@ class Bridge:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.store = store if store is not None else create_store(config.store.url)
+        self.store = (
+            store
+            if store is not None
+            else create_store(config.store.url, sqlite_synchronous=config.store.sqlite_synchronous)
+        )
         self.bus = EventBus()
         self.bus.on_change = self._handler_changed
         self.metrics = Metrics()

@@ -41,3 +41,12 @@ async def test_service_yaml_endpoint_removed_from_config_is_deleted(tmp_path: Pa
         assert await bridge.store.get_subscriber("we_yaml") is not None
     async with Bridge(make_config(tmp_path)) as bridge:
         assert await bridge.store.get_subscriber("we_yaml") is None
+
+
+async def test_service_sqlite_synchronous_is_applied(tmp_path: Path) -> None:
+    for mode, expected in (("full", 2), ("normal", 1)):
+        cfg = make_config(tmp_path, f"store: {{{{sqlite_synchronous: {mode}}}}}")
+        async with Bridge(cfg) as bridge:
+            worker = bridge.store._worker  # type: ignore[attr-defined]
+            got = await worker.call(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+            assert got == expected

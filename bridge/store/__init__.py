@@ -3,6 +3,8 @@ PostgreSQL one for several instances. :func:`open_store` picks one from ``store.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from bridge.store.base import (
     AttemptRecord,
     ClaimedDeferred,
@@ -29,13 +31,13 @@ __all__ = [
 ]
 
 
-def create_store(url: str) -> Store:
+def create_store(url: str, *, sqlite_synchronous: Literal["full", "normal"] = "full") -> Store:
     """A store for ``url`` (``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite://:memory:``
     or ``postgresql://…``). Call ``await store.open()`` before use."""
     if url.startswith("sqlite://"):
         from bridge.store.sqlite import SqliteStore
 
-        return SqliteStore.from_url(url)
+        return SqliteStore.from_url(url, synchronous=sqlite_synchronous)
     if url.startswith(("postgresql://", "postgres://")):
         from bridge.store.postgres import PostgresStore
 

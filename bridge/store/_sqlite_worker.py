@@ -19,7 +19,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from bridge.errors import StoreError
 
@@ -49,8 +49,15 @@ def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
 class SqliteWorker:
     """Owns a ``sqlite3`` connection on a dedicated thread; see the module docstring."""
 
-    def __init__(self, path: str, init: Callable[[sqlite3.Connection], object]) -> None:
+    def __init__(
+        self,
+        path: str,
+        init: Callable[[sqlite3.Connection], object],
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+    ) -> None:
         self._path = path
+        self._synchronous = synchronous
         self._init = init
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -117,9 +124,10 @@ class SqliteWorker:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the provider gets its 200 (NORMAL would survive a
-        # process crash but not a power loss). Group commit pays one fsync per group.
-        conn.execute("PRAGMA synchronous=FULL")
+        # full: a commit is on disk before the provider gets its 200, power loss included (one
+        # fsync per group commit). normal: no fsync at commit; survives a crash of the process,
+        # not of the machine; lower latency when requests trickle in one by one.
+        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         conn.execute(f"PRAGMA wal_autocheckpoint={_WRITER_AUTOCHECKPOINT_PAGES}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA foreign_keys=ON")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import orjson
 
@@ -43,24 +44,24 @@ _Conn = sqlite3.Connection
 class SqliteStore(SqliteDeliveries, Store):
     """See the module docstring. ``path`` may be ``:memory:`` for tests."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, synchronous: Literal["full", "normal"] = "full") -> None:
         self.path = path
-        self._worker = SqliteWorker(path, migrate)
+        self._worker = SqliteWorker(path, migrate, synchronous=synchronous)
         self._subscribers: list[Subscriber] | None = None  # cache; the writer thread owns it
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
+    def from_url(cls, url: str, *, synchronous: Literal["full", "normal"] = "full") -> SqliteStore:
         """``sqlite:///rel.db`` (relative to the working directory), ``sqlite:////abs.db``,
         ``sqlite://:memory:``."""
         rest = url[len("sqlite://") :]
         if rest in (":memory:", "/:memory:"):
-            return cls(":memory:")
+            return cls(":memory:", synchronous=synchronous)
         if not rest.startswith("/"):
             raise ValueError("sqlite url must look like sqlite:///relative.db or sqlite:////abs.db")
         path = rest[1:]
         if path and not path.startswith("/"):
             path = str(Path.cwd() / path)
-        return cls(path)
+        return cls(path, synchronous=synchronous)
 
     async def open(self) -> None:
         if self.path != ":memory:":
