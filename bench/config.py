@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -11,6 +12,13 @@ from bench.payload import BENCH_SECRET
 __all__ = ["RECEIVER_SECRET", "write_config"]
 
 RECEIVER_SECRET = "whsec_YmVuY2gtcmVjZWl2ZXItc2VjcmV0LTAxMjM0NTY3ODk="
+
+
+def _sqlite_synchronous() -> dict[str, str]:
+    """``BENCH_SQLITE_SYNC=normal`` measures SQLite with ``store.sqlite_synchronous: normal``
+    (the default, ``full``, fsyncs every group commit)."""
+    mode = os.environ.get("BENCH_SQLITE_SYNC", "")
+    return {"sqlite_synchronous": mode} if mode in ("full", "normal") else {}
 
 
 def write_config(
@@ -33,7 +41,7 @@ def write_config(
     ]
     data = {
         "server": {"host": "127.0.0.1", "port": port},
-        "store": {"url": store_url},
+        "store": {"url": store_url, **_sqlite_synchronous()},
         "sources": {"stripe": {"signing_secrets": [BENCH_SECRET]}},
         "endpoints": endpoints,
         "delivery": {"allow_private_networks": True, "timeout_s": 15},
