@@ -124,3 +124,27 @@ def test_cli_serve_trigger_list_and_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(20)
     assert code == 0
+
+
+async def test_cli_resend_queues_a_fresh_delivery(
+    tmp_path: Path, make_bridge: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = """
+endpoints:
+  - id: we_cli
+    url: "http://127.0.0.1:9/hook"
+    enabled_events: ["customer.subscription.started"]
+    secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==
+"""
+    bridge, client = await make_bridge(extra)
+    await post_stripe(client, stripe_event("customer.subscription.created", SUB))
+    started = (await bridge.store.list_events(type="customer.subscription.started")).items[0]
+    await client.close()
+    path = _write_config(tmp_path, bridge.config)
+    data = yaml.safe_load(path.read_text())
+    data["endpoints"][0]["secret"] = "whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ=="
+    path.write_text(yaml.safe_dump(data))
+    args = ["resend", started.id, "-c", str(path), "--endpoint", "we_cli"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert "queued 1 delivery" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["resend", "evt_nope", "-c", str(path)]) == 1
