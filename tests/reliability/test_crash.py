@@ -98,6 +98,11 @@ async def test_crash_sigkill_mid_stream_loses_no_acked_event(
     all_ids, all_started = _expected(bodies, list(range(len(bodies))))
     assert len(all_ids) == 3 * N_SUBS and len(all_started) == N_SUBS
     await _all_delivered(receiver, record, all_ids, all_started)
+    # Each outcome is committed a moment after the receiver (or handler) saw the delivery.
+    await wait_for(
+        lambda: _query(db, "SELECT COUNT(*) FROM deliveries WHERE status != 'delivered'") == [(0,)],
+        "every delivery outcome recorded",
+    )
 
     # Exactly once in the store: one inbox row per provider event, one row per fact, one
     # delivery row per (fact, subscriber), all delivered.

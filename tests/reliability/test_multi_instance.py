@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from tests.conftest import ADMIN_KEY, admin_headers, stripe_headers
 from tests.reliability.conftest import ServiceFactory
 from tests.reliability.harness import (
+    WAIT_S,
     VerifyingReceiver,
     blast,
     config_data,
@@ -73,8 +75,20 @@ async def _fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
         await conn.close()
 
 
+async def _outcomes_recorded(pg_url: str, sql: str, want: list[Any]) -> None:
+    """Wait (bounded) until ``sql`` answers ``want``: a delivery's outcome is committed a
+    moment after the receiver or the handler saw it."""
+    deadline = time.monotonic() + WAIT_S
+    while (got := await _fetch(pg_url, sql)) != want:
+        assert time.monotonic() < deadline, (sql, got, want)
+        await asyncio.sleep(0.05)
+
+
 async def _assert_once_everywhere(pg_url: str, ids: set[str], subscribers: int) -> None:
     """One row per fact, one delivery per (fact, subscriber), all delivered, none twice."""
+    await _outcomes_recorded(
+        pg_url, "SELECT COUNT(*) FROM deliveries WHERE status != 'delivered'", [(0,)]
+    )
     assert {r[0] for r in await _fetch(pg_url, "SELECT id FROM events")} == ids
     assert await _fetch(pg_url, "SELECT COUNT(*), COUNT(DISTINCT dedupe_key) FROM events") == [
         (len(ids), len(ids))
@@ -178,12 +192,12 @@ async def test_multi_instance_bus_handler_of_one_name_runs_once_per_event_across
     handled = _handled(record)
     assert Counter(e for e, _ in handled) == Counter(dict.fromkeys(started, 1))
     assert {label for _, label in handled} == {"a", "b"}  # the work is shared
-    rows = await _fetch(
+    await _outcomes_recorded(
         pg_url,
         "SELECT COUNT(*) FILTER (WHERE status = 'delivered'), COUNT(*) FROM deliveries"
         " WHERE subscriber_id = 'handler:grant'",
+        [(len(started), len(started))],
     )
-    assert rows == [(len(started), len(started))]
 
 
 async def test_multi_instance_endpoint_changed_on_one_instance_is_used_by_the_other(

@@ -90,6 +90,11 @@ async def test_outage_500_then_timeouts_then_recovery_delivers_all_on_schedule(
     )
     mode["now"] = "up"
     await wait_for(lambda: ids <= receiver.delivered, "every delivery after recovery")
+    # The receiver has answered 200; paybridge records that outcome a moment later.
+    await wait_for(
+        lambda: all(rows[-1][3] == "succeeded" for rows in _attempts(db).values()),
+        "every successful attempt recorded",
+    )
 
     attempts = _attempts(db)
     assert set(attempts) == ids
