@@ -20,7 +20,8 @@ run: $(STAMP)
 	$(BIN)/paybridge serve -c $(CONFIG)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --cov=bridge --cov=adapters --cov-branch \
+		--cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bridge adapters tests examples bench
