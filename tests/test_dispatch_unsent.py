@@ -1,0 +1,55 @@
+"""A delivery leased at ingest that waits in the local queue until its lease could no longer
+cover a send is given back unsent (its recorded first attempt says so) and delivered later."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from tests.conftest import BridgeFactory, post_stripe, stripe_event
+from tests.receivers import running, subscription, wait_until
+
+YAML = """
+store: {{lease_s: 1}}
+delivery: {{max_in_flight_per_endpoint: 1, timeout_s: 1, schedule_s: [0.2, 0.2, 0.2]}}
+endpoints:
+  - id: we_slow
+    url: "{url}"
+    enabled_events: ["customer.subscription.created"]
+    secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==
+"""
+
+
+async def test_dispatch_delivery_queued_past_its_lease_is_given_back_then_delivered(
+    make_bridge: BridgeFactory,
+) -> None:
+    async def first_slow(i: int, _req: web.Request) -> web.StreamResponse:
+        if i == 0:  # holds the endpoint's only slot while the lease of the next one runs down
+            await asyncio.sleep(0.8)
+        return web.Response(text="ok")
+
+    async with running(first_slow) as (rcv,):
+        bridge, client = await make_bridge(YAML, url=rcv.url())
+        # the lease is max(1, timeout_s + 5, handler_timeout_s + 5) = 10 s: age the second
+        # delivery's claim so that fewer than timeout_s + 2 seconds of it are left
+        for i in range(2):
+            sub = subscription(f"sub_unsent{i}")
+            status, _ = await post_stripe(
+                client, stripe_event("customer.subscription.created", sub)
+            )
+            assert status == 200
+        dispatcher = bridge.dispatcher
+        assert dispatcher is not None
+        for did in list(dispatcher._claimed_at):
+            dispatcher._claimed_at[did] -= bridge.lease_s - 2.5
+
+        async def both_delivered() -> bool:
+            page = await bridge.store.list_attempts(limit=100)
+            return sum(a.status == "succeeded" for a in page.items) == 2
+
+        await wait_until(both_delivered, "both deliveries")
+        page = await bridge.store.list_attempts(limit=100)
+        errors = [a.error for a in page.items if a.status == "failed"]
+        assert "not sent: queued past its lease" in errors
+        assert len(rcv.requests) == 2  # the unsent one was not sent twice
