@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -10,7 +11,7 @@ import orjson
 from adapters.base import Normalized
 from bridge.catalog import matches_any
 from bridge.events import Event
-from bridge.store.base import AttemptRecord, Subscriber
+from bridge.store.base import AttemptRecord, Delivery, Subscriber
 
 __all__ = [
     "ATTEMPT_COLUMNS",
@@ -118,3 +119,57 @@ def attempt_from_row(r: Sequence[Any] | Mapping[str, Any]) -> AttemptRecord:
         response_body=v[11],
         delivery_status=v[12],
     )
+
+
+def new_in_order(events: Sequence[Event], inserted_ids: set[str]) -> list[Event]:
+    """The events an insert reported new (``inserted_ids``), in their given order; the same
+    fact twice in one call is one new event."""
+    left = set(inserted_ids)
+    new: list[Event] = []
+    for ev in events:
+        if ev.id in left:
+            left.discard(ev.id)
+            new.append(ev)
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    """A delivery row to insert for a new event."""
+
+    event: Event
+    subscriber_id: str
+    leased: bool  # this instance sends it: an endpoint, or one of its own handlers
+    first_attempt: bool  # a leased endpoint delivery: its first attempt is recorded at ingest
+
+
+def plan_deliveries(
+    new: Sequence[Event], subscribers: Sequence[Subscriber], local: set[str]
+) -> list[PlannedDelivery]:
+    """One delivery per (new event, matching enabled subscriber)."""
+    plan: list[PlannedDelivery] = []
+    for ev in new:
+        for sid in matching_subscribers(subscribers, ev):
+            handler = sid.startswith("handler:")
+            leased = not handler or sid[len("handler:") :] in local
+            plan.append(PlannedDelivery(ev, sid, leased, leased and not handler))
+    return plan
+
+
+def leased_deliveries(
+    plan: Sequence[PlannedDelivery],
+    ids: Mapping[tuple[str, str], int],
+    attempt_ids: Mapping[int, int],
+    now: float,
+) -> list[Delivery]:
+    """The deliveries ingest hands back to its instance: ``ids`` maps (event id, subscriber id)
+    to the delivery row, ``attempt_ids`` a delivery row to its recorded first attempt."""
+    out: list[Delivery] = []
+    for p in plan:
+        if not p.leased:
+            continue
+        did = ids[(p.event.id, p.subscriber_id)]
+        aid = attempt_ids.get(did) if p.first_attempt else None
+        attempts = 1 if aid is not None else 0
+        out.append(Delivery(did, p.event, p.subscriber_id, attempts, now, "pending", now, aid))
+    return out

@@ -42,7 +42,9 @@ from bridge.store._pg_subscribers import PgSubscribers
 from bridge.store._rows import (
     SUBSCRIBER_COLUMNS,
     inbox_status,
-    matching_subscribers,
+    leased_deliveries,
+    new_in_order,
+    plan_deliveries,
     subscriber_from_row,
 )
 from bridge.store.base import (
@@ -165,52 +167,34 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             now,
             [e.to_json() for e in events],
         )
-        inserted = {r["id"] for r in rows}
-        new: list[Event] = []
-        for ev in events:
-            if ev.id in inserted:
-                inserted.discard(ev.id)  # the same fact twice in one call is one new event
-                new.append(ev)
+        new = new_in_order(events, {r["id"] for r in rows})
         subs = await self._cached_subscribers(conn) if new else []
-        pairs = [(ev, sid) for ev in new for sid in matching_subscribers(subs, ev)]
-        if not pairs:
+        plan = plan_deliveries(new, subs, local)
+        if not plan:
             return new, []
-        leased = [not s.startswith("handler:") or s[len("handler:") :] in local for _, s in pairs]
-        first = [
-            int(lease and not sid.startswith("handler:"))
-            for (_, sid), lease in zip(pairs, leased, strict=True)
-        ]
         rows = await conn.fetch(
             _INSERT_DELIVERIES,
-            [ev.id for ev, _ in pairs],
-            [sid for _, sid in pairs],
+            [p.event.id for p in plan],
+            [p.subscriber_id for p in plan],
             now,
             owner,
             lease_until,
-            leased,
-            first,
+            [p.leased for p in plan],
+            [int(p.first_attempt) for p in plan],
         )
         ids = {(r["event_id"], r["subscriber_id"]): int(r["id"]) for r in rows}
-        mine = [p for p, lease in zip(pairs, leased, strict=True) if lease]
-        ep = [(ids[(ev.id, sid)], ev.id, sid) for ev, sid in mine if not sid.startswith("handler:")]
+        firsts = [p for p in plan if p.first_attempt]
         attempt_ids: dict[int, int] = {}
-        if ep:
+        if firsts:
             arows = await conn.fetch(
                 _INSERT_FIRST_ATTEMPTS,
-                [d for d, _, _ in ep],
-                [e for _, e, _ in ep],
-                [s for _, _, s in ep],
+                [ids[(p.event.id, p.subscriber_id)] for p in firsts],
+                [p.event.id for p in firsts],
+                [p.subscriber_id for p in firsts],
                 now,
             )
             attempt_ids = {int(r["delivery_id"]): int(r["id"]) for r in arows}
-        deliveries = []
-        for ev, sid in mine:
-            did = ids[(ev.id, sid)]
-            if did in attempt_ids:
-                deliveries.append(Delivery(did, ev, sid, 1, now, "pending", now, attempt_ids[did]))
-            else:
-                deliveries.append(Delivery(did, ev, sid, 0, now, "pending", now))
-        return new, deliveries
+        return new, leased_deliveries(plan, ids, attempt_ids, now)
 
     async def _apply_deferred(
         self, conn: Any, deferred: Sequence[Deferred], now: float, window_s: float

@@ -18,7 +18,9 @@ from bridge.events import Event
 from bridge.store._rows import (
     SUBSCRIBER_COLUMNS,
     inbox_status,
-    matching_subscribers,
+    leased_deliveries,
+    new_in_order,
+    plan_deliveries,
     subscriber_from_row,
     subscriber_params,
 )
@@ -111,69 +113,47 @@ class SqliteStore(SqliteDeliveries, Store):
                 )
             ],
         ).fetchall()
-        inserted = {r[0] for r in rows}
-        new: list[Event] = []
-        for ev in events:
-            if ev.id in inserted:
-                inserted.discard(ev.id)  # the same fact twice in one call is one new event
-                new.append(ev)
-        subs = self._subs(conn)
-        pairs = [(ev, sid) for ev in new for sid in matching_subscribers(subs, ev)]
-        if not pairs:
+        new = new_in_order(events, {r[0] for r in rows})
+        plan = plan_deliveries(new, self._subs(conn), local)
+        if not plan:
             return new, []
-        leased = [not sid.startswith("handler:") or sid[8:] in local for _, sid in pairs]
         rows = conn.execute(
             "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
             " lease_owner, lease_until, created_at, updated_at) VALUES "
-            + ",".join(["(?, ?, 'pending', ?, ?, ?, ?, ?, ?)"] * len(pairs))
+            + ",".join(["(?, ?, 'pending', ?, ?, ?, ?, ?, ?)"] * len(plan))
             + " RETURNING id, event_id, subscriber_id",
             [
                 value
-                for (ev, sid), lease in zip(pairs, leased, strict=True)
+                for p in plan
                 for value in (
-                    ev.id,
-                    sid,
-                    int(lease and not sid.startswith("handler:")),  # first attempt recorded
+                    p.event.id,
+                    p.subscriber_id,
+                    int(p.first_attempt),
                     now,
-                    owner if lease else None,
-                    lease_until if lease else None,
+                    owner if p.leased else None,
+                    lease_until if p.leased else None,
                     now,
                     now,
                 )
             ],
         ).fetchall()
         ids = {(r[1], r[2]): int(r[0]) for r in rows}
-        mine = [(ev, sid) for (ev, sid), lease in zip(pairs, leased, strict=True) if lease]
-        attempt_ids = self._first_attempts(conn, mine, ids, now)
-        deliveries = [
-            Delivery(ids[(ev.id, sid)], ev, sid, 0, now, "pending", now)
-            if sid.startswith("handler:")
-            else Delivery(
-                ids[(ev.id, sid)], ev, sid, 1, now, "pending", now, attempt_ids[ids[(ev.id, sid)]]
-            )
-            for ev, sid in mine
+        firsts = [
+            (ids[(p.event.id, p.subscriber_id)], p.event.id, p.subscriber_id)
+            for p in plan
+            if p.first_attempt
         ]
-        return new, deliveries
-
-    @staticmethod
-    def _first_attempts(
-        conn: _Conn, mine: list[tuple[Event, str]], ids: dict[tuple[str, str], int], now: float
-    ) -> dict[int, int]:
-        """Record the first attempt of each leased endpoint delivery, so the dispatcher can
-        send it without waiting for another commit. Returns delivery id → attempt id."""
-        endpoint = [
-            (ids[(ev.id, sid)], ev.id, sid) for ev, sid in mine if not sid.startswith("handler:")
-        ]
-        if not endpoint:
-            return {}
-        rows = conn.execute(
-            "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
-            " outcome) VALUES "
-            + ",".join(["(?, ?, ?, 1, ?, 'pending')"] * len(endpoint))
-            + " RETURNING id, delivery_id",
-            [v for d, e, sid in endpoint for v in (d, e, sid, now)],
-        ).fetchall()
-        return {int(r[1]): int(r[0]) for r in rows}
+        attempt_ids: dict[int, int] = {}
+        if firsts:  # the first attempts, so the dispatcher sends without another commit
+            arows = conn.execute(
+                "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
+                " outcome) VALUES "
+                + ",".join(["(?, ?, ?, 1, ?, 'pending')"] * len(firsts))
+                + " RETURNING id, delivery_id",
+                [v for d, e, sid in firsts for v in (d, e, sid, now)],
+            ).fetchall()
+            attempt_ids = {int(r[1]): int(r[0]) for r in arows}
+        return new, leased_deliveries(plan, ids, attempt_ids, now)
 
     def _apply_deferred(
         self, conn: _Conn, deferred: Sequence[Deferred], now: float, window_s: float
