@@ -85,6 +85,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE status = 'pending';
         CREATE INDEX deliveries_by_event ON deliveries (event_id);
         CREATE INDEX deliveries_by_subscriber ON deliveries (subscriber_id, status);
+        CREATE INDEX deliveries_due_by_subscriber ON deliveries (subscriber_id, next_attempt_at)
+            WHERE status = 'pending';
         CREATE TABLE attempts (
             id BIGSERIAL PRIMARY KEY,
             delivery_id BIGINT NOT NULL,

@@ -68,7 +68,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL
         );
-        CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+        -- Claims filter by subscriber: a backlog leased to one busy endpoint is not scanned
+        -- by every claim for the others (O(backlog) on the single writer thread otherwise).
+        CREATE INDEX deliveries_due ON deliveries (status, subscriber_id, next_attempt_at);
         CREATE INDEX deliveries_by_event ON deliveries (event_id);
         CREATE TABLE attempts (
             id INTEGER PRIMARY KEY,
