@@ -234,9 +234,7 @@ def _sub_updated(c: _Ctx) -> Normalized:
         key = f"sub:{c.id}:upgraded:{evt}"
         events.append(c.make("customer.subscription.upgraded", key, "subscription"))
     if c.prev.get("cancel_at_period_end") is True and c.obj.get("cancel_at_period_end") is False:
-        events.append(
-            c.make("customer.subscription.recovered", f"stripe:{evt}", "subscription")
-        )
+        events.append(c.make("customer.subscription.recovered", f"stripe:{evt}", "subscription"))
     return Normalized(events=events)
 
 

@@ -17,6 +17,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 
 from bridge.bus import EventBus
 from bridge.config import BusConfig, DeliveryConfig
@@ -220,7 +221,10 @@ class Dispatcher:
     async def _attempt_inner(self, d: Delivery) -> None:
         sub = await self._subscriber(d.subscriber_id)
         if sub is None or sub.status != "enabled":
-            await self.store.release([d.id], owner=self.owner)
+            if d.attempt_id is not None:  # close the first attempt recorded at ingest
+                await self._not_sent(d, d.attempt_id, "not sent: endpoint disabled")
+            else:
+                await self.store.release([d.id], owner=self.owner)
             return
         if sub.kind == "handler" and self._lease_covers(d, self.bus_cfg.handler_timeout_s):
             await self._handle_in_process(sub, d)
@@ -245,6 +249,10 @@ class Dispatcher:
         except asyncio.CancelledError:  # stop() gave up waiting for this attempt
             await self._finish_abandoned(attempt_id, d)
             raise
+        if outcome.disable_endpoint:  # seen by the next queued delivery before it is sent
+            self._subs[sub.id] = replace(
+                sub, status="disabled", disabled_reason=outcome.disable_endpoint
+            )
         self._free_slot(d)
         await self.store.finish_attempt(
             attempt_id,
@@ -271,9 +279,11 @@ class Dispatcher:
         """A delivery whose first attempt was recorded at ingest waited in the local queue
         until its lease could no longer cover a send: record that attempt as not made, due
         now, and let the next claim (here or elsewhere) take it with a fresh lease."""
-        outcome = DeliveryOutcome(
-            False, error="not sent: queued past its lease", next_attempt_at=self.clock()
-        )
+        await self._not_sent(d, attempt_id, "not sent: queued past its lease")
+
+    async def _not_sent(self, d: Delivery, attempt_id: int, why: str) -> None:
+        """Close a recorded attempt that was never made; the delivery stays due now."""
+        outcome = DeliveryOutcome(False, error=why, next_attempt_at=self.clock())
         await self.store.finish_attempt(
             attempt_id,
             d.id,

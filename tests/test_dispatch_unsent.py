@@ -53,3 +53,34 @@ async def test_dispatch_delivery_queued_past_its_lease_is_given_back_then_delive
         errors = [a.error for a in page.items if a.status == "failed"]
         assert "not sent: queued past its lease" in errors
         assert len(rcv.requests) == 2  # the unsent one was not sent twice
+
+
+async def test_dispatch_queued_delivery_to_an_endpoint_disabled_meanwhile_is_not_sent(
+    make_bridge: BridgeFactory,
+) -> None:
+    async def gone(_i: int, _req: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.2)  # the second delivery waits in the queue meanwhile
+        return web.Response(status=410)
+
+    async with running(gone) as (rcv,):
+        bridge, client = await make_bridge(YAML, url=rcv.url())
+        for i in range(2):
+            sub = subscription(f"sub_gone{i}")
+            status, _ = await post_stripe(
+                client, stripe_event("customer.subscription.created", sub)
+            )
+            assert status == 200
+
+        async def both_closed() -> bool:
+            page = await bridge.store.list_attempts(limit=100)
+            return sum(a.status == "failed" for a in page.items) == 2
+
+        await wait_until(both_closed, "the 410 and the unsent attempt")
+        page = await bridge.store.list_attempts(limit=100)
+        assert sorted(((a.status_code, a.error) for a in page.items), key=str) == [
+            (410, None),
+            (None, "not sent: endpoint disabled"),
+        ]
+        assert len(rcv.requests) == 1
+        endpoint = await bridge.store.get_subscriber("we_slow")
+        assert endpoint is not None and endpoint.status == "disabled"
