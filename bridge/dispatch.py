@@ -71,8 +71,8 @@ class Dispatcher:
         )
         self._queues: dict[str, deque[Delivery]] = {}
         self._inflight: dict[str, int] = {}
-        self._known: set[int] = set()
-        self._claimed_at: dict[int, float] = {}  # delivery id → monotonic time it was leased
+        # Deliveries queued or in flight here → the monotonic time they were leased.
+        self._claimed_at: dict[int, float] = {}
         self._slot_held: set[int] = set()  # deliveries holding a per-subscriber slot
         self._running: set[int] = set()  # delivery ids with an attempt in flight
         self._total = 0
@@ -140,13 +140,12 @@ class Dispatcher:
         """Queue deliveries already leased to this instance."""
         overflow: list[int] = []
         for d in deliveries:
-            if d.id in self._known:
+            if d.id in self._claimed_at:
                 continue
             q = self._queues.setdefault(d.subscriber_id, deque())
             if len(q) >= _QUEUE_MAX_PER_SUBSCRIBER or self._stopping:
                 overflow.append(d.id)  # given back: the poll loop claims it when there is room
                 continue
-            self._known.add(d.id)
             self._claimed_at[d.id] = time.monotonic()
             q.append(d)
             self._idle.clear()
@@ -200,7 +199,6 @@ class Dispatcher:
             log.exception("delivery %s: unexpected error", d.id)
         finally:
             self._running.discard(d.id)
-            self._known.discard(d.id)
             self._claimed_at.pop(d.id, None)
             self._free_slot(d)
             self._total -= 1

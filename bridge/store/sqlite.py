@@ -89,8 +89,9 @@ class SqliteStore(SqliteDeliveries, Store):
         lease_until: float,
         local: set[str],
     ) -> tuple[list[Event], list[Delivery]]:
-        """Insert the events that are new facts and their deliveries: two statements whatever
-        the count (every statement costs the writer thread a GIL round trip)."""
+        """Insert the events that are new facts, their deliveries and the first attempts of the
+        leased endpoint deliveries: one statement each, whatever the count (every statement
+        costs the writer thread a GIL round trip)."""
         if not events:
             return [], []
         rows = conn.execute(
