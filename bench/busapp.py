@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from bridge import Bridge, Event, load_config
+from bridge.app import freeze_gc_after_startup
 
 __all__ = ["build_app"]
 
@@ -34,6 +35,7 @@ def build_app(config_path: str) -> web.Application:
 
     app = bridge.web_app()
     app.router.add_get("/bench/bus-times", times)
+    freeze_gc_after_startup(app)  # as ``paybridge serve`` does
     return app
 
 

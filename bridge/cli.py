@@ -84,6 +84,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from bridge.app import freeze_gc_after_startup
     from bridge.service import Bridge
 
     _setup_logging(args.verbose)
@@ -92,8 +93,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
     log.info("paybridge listening on http://%s:%d", host, port)
+    app = bridge.web_app()
+    freeze_gc_after_startup(app)
     web.run_app(
-        bridge.web_app(),
+        app,
         host=host,
         port=port,
         print=None,

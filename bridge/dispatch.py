@@ -298,12 +298,14 @@ class Dispatcher:
         try:
             outcome = await self._run_handler(sub, d, attempt_no)
         except asyncio.CancelledError:  # stop() gave up waiting for this handler
+            self._free_slot(d)
             abandoned = DeliveryOutcome(
                 False, error="abandoned: paybridge stopped mid-attempt", next_attempt_at=started
             )
             with contextlib.suppress(StoreError):
                 await self._record(d, abandoned, started)
             raise
+        self._free_slot(d)  # the run is over: the next delivery need not wait for this commit
         if await self._record(d, outcome, started):
             self._log_outcome(sub, d, attempt_no, outcome)
         else:

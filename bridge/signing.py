@@ -28,6 +28,7 @@ __all__ = [
     "STANDARD_WEBHOOKS_SECRET_PREFIX",
     "STRIPE_SCHEME_HEADER",
     "generate_endpoint_secret",
+    "hmac_sha256",
     "parse_signature_header",
     "sign_timestamped_hmac",
     "standard_webhook_headers",
@@ -74,9 +75,26 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
     return int(t_text), signatures
 
 
+# hashlib releases the GIL while it hashes 2,048 bytes or more in one call (CPython's
+# HASHLIB_GIL_MINSIZE). For a 3 KB webhook body the release costs more than the hash: on a busy
+# service the event loop then waits for the GIL to come back from the SQLite writer thread,
+# which took it meanwhile (py-spy: hmac was 10 % of the ingest profile, ~8 µs in isolation).
+# Fed in smaller pieces the hash keeps the GIL for the few microseconds it takes.
+_GIL_KEEPING_CHUNK = 2000
+
+
+def hmac_sha256(key: bytes, data: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 of ``data``, computed without releasing the GIL (see above)."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    view = memoryview(data)
+    for start in range(0, len(view), _GIL_KEEPING_CHUNK):
+        mac.update(view[start : start + _GIL_KEEPING_CHUNK])
+    return mac
+
+
 def _hex_hmac(secret: str, timestamp: int, body: bytes) -> str:
     signed = f"{timestamp}.".encode() + body
-    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+    return hmac_sha256(secret.encode("utf-8"), signed).hexdigest()
 
 
 def _require_secrets(secrets: Sequence[str]) -> None:
@@ -178,7 +196,7 @@ def standard_webhook_headers(
     signed = f"{msg_id}.{timestamp}.".encode() + body
     signatures = []
     for secret in secrets:
-        digest = hmac.new(_standard_webhooks_key(secret), signed, hashlib.sha256).digest()
+        digest = hmac_sha256(_standard_webhooks_key(secret), signed).digest()
         signatures.append("v1," + base64.b64encode(digest).decode("ascii"))
     return {
         "webhook-id": msg_id,

@@ -132,6 +132,47 @@ async def test_bus_timed_out_handler_is_retried(make_bridge: BridgeFactory) -> N
     assert any(a.error == "timeout" for a in attempts.items)
 
 
+async def test_bus_handler_slot_is_free_before_its_outcome_is_committed(
+    make_bridge: BridgeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one slot per subscriber, the next event's handler run does not wait for the
+    previous run's attempt record to commit (commits can take an fsync or more)."""
+    calls: list[str] = []
+
+    def register(bridge: Bridge) -> None:
+        @bridge.bus.on("customer.subscription.created")
+        async def quick(event: Event) -> None:
+            calls.append(event.source_event_id)
+
+    bridge, client = await make_bridge(
+        "delivery: {{max_in_flight_per_endpoint: 1}}", register=register
+    )
+    gate = asyncio.Event()
+    real_record = bridge.store.record_attempt
+
+    async def slow_record(*args: Any, **kwargs: Any) -> bool:
+        await gate.wait()
+        return await real_record(*args, **kwargs)
+
+    monkeypatch.setattr(bridge.store, "record_attempt", slow_record)
+    for i in range(3):
+        await post_stripe(
+            client, stripe_event("customer.subscription.created", {**SUB, "id": f"sub_slot{i}"})
+        )
+    await _until(lambda: len(calls) == 3)  # all ran while every record was still held
+    gate.set()
+
+    async def recorded() -> bool:
+        page = await bridge.store.list_attempts(limit=10)
+        return sum(a.status == "succeeded" for a in page.items) == 3
+
+    for _ in range(200):
+        if await recorded():
+            break
+        await asyncio.sleep(0.02)
+    assert await recorded()
+
+
 async def test_bus_once_handler_runs_for_one_event(make_bridge: BridgeFactory) -> None:
     seen: list[str] = []
 

@@ -50,3 +50,22 @@ async def test_service_sqlite_synchronous_is_applied(tmp_path: Path) -> None:
             worker = bridge.store._worker  # type: ignore[attr-defined]
             got = await worker.call(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
             assert got == expected
+
+
+async def test_service_freeze_gc_after_startup_freezes_what_start_up_loaded(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from aiohttp.test_utils import TestServer
+
+    from bridge.app import freeze_gc_after_startup
+
+    app = Bridge(make_config(tmp_path)).web_app()
+    freeze_gc_after_startup(app)
+    gc.unfreeze()
+    try:
+        async with TestServer(app):
+            assert gc.get_freeze_count() > 10_000  # modules, pydantic and stripe internals
+    finally:
+        gc.unfreeze()  # the rest of the test session runs with a normal collector

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from bridge.errors import SignatureError
 from bridge.signing import (
     generate_endpoint_secret,
+    hmac_sha256,
     parse_signature_header,
     sign_timestamped_hmac,
     standard_webhook_headers,
@@ -231,3 +234,13 @@ def test_standard_webhook_headers_rejects_malformed_secret(secret: str) -> None:
     with pytest.raises(ValueError) as info:
         standard_webhook_headers("m", T0, BODY, [secret])
     assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [0, 1, 1999, 2000, 2001, 2047, 2048, 4000, 4001, 100_000])
+def test_signing_hmac_in_pieces_equals_one_call(size: int) -> None:
+    """The GIL-keeping HMAC (fed in pieces under hashlib's 2,048-byte release threshold) is the
+    same MAC as one call over the whole message, at and around every piece boundary."""
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    key = b"k" * 32
+    assert hmac_sha256(key, data).digest() == hmac.new(key, data, hashlib.sha256).digest()

@@ -70,7 +70,7 @@ class SqliteDeliveries:
             out.sort(key=lambda d: (d.next_attempt_at, d.id))
             return out
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     def _start_tx(
         self, conn: _Conn, delivery_id: int, now: float, owner: str, lease_s: float
@@ -131,7 +131,9 @@ class SqliteDeliveries:
     async def start_attempt(
         self, delivery_id: int, *, now: float, owner: str, lease_s: float
     ) -> int | None:
-        return await self._worker.call(self._start_tx, delivery_id, now, owner, lease_s)
+        return await self._worker.call(
+            self._start_tx, delivery_id, now, owner, lease_s, durable=False
+        )
 
     async def finish_attempt(
         self,
@@ -143,7 +145,13 @@ class SqliteDeliveries:
         disable_after_failing_s: float,
     ) -> None:
         await self._worker.call(
-            self._finish_tx, attempt_id, delivery_id, outcome, now, disable_after_failing_s
+            self._finish_tx,
+            attempt_id,
+            delivery_id,
+            outcome,
+            now,
+            disable_after_failing_s,
+            durable=False,
         )
 
     async def record_attempt(
@@ -164,7 +172,7 @@ class SqliteDeliveries:
             self._finish_tx(conn, aid, delivery_id, outcome, now, disable_after_failing_s)
             return True
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     def _track_streak(
         self, conn: _Conn, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float
@@ -207,7 +215,7 @@ class SqliteDeliveries:
                 [(d, owner) for d in delivery_ids],
             )
 
-        await self._worker.call(tx)
+        await self._worker.call(tx, durable=False)
 
     async def resend(
         self, event_id: str, *, now: float, subscriber_id: str | None = None
@@ -249,14 +257,14 @@ class SqliteDeliveries:
             ).fetchall()
             return Page(int(count), [Event.from_json(r[0]) for r in rows])
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     async def get_event(self, event_id: str) -> Event | None:
         def tx(conn: _Conn) -> Event | None:
             row = conn.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
             return Event.from_json(row[0]) if row else None
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     async def list_attempts(
         self,
@@ -283,7 +291,7 @@ class SqliteDeliveries:
             ).fetchall()
             return Page(int(count), [attempt_from_row(r) for r in rows])
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     async def counts(self) -> dict[str, int]:
         def tx(conn: _Conn) -> dict[str, int]:
@@ -298,4 +306,4 @@ class SqliteDeliveries:
             }
             return {k: int(conn.execute(sql).fetchone()[0]) for k, sql in q.items()}
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)

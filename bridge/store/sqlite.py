@@ -282,7 +282,7 @@ class SqliteStore(SqliteDeliveries, Store):
             ).fetchall()
             return [InboxRecord(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     async def complete_fetch(
         self,
@@ -338,7 +338,7 @@ class SqliteStore(SqliteDeliveries, Store):
                 for r in rows
             ]
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     async def resolve_deferred(
         self,
@@ -397,7 +397,7 @@ class SqliteStore(SqliteDeliveries, Store):
                     return s
             return None
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)
 
     async def delete_subscriber(self, subscriber_id: str) -> bool:
         def tx(conn: _Conn) -> bool:
@@ -427,4 +427,4 @@ class SqliteStore(SqliteDeliveries, Store):
             ]
             return Page(len(subs), subs[offset : offset + limit])
 
-        return await self._worker.call(tx)
+        return await self._worker.call(tx, durable=False)

@@ -1,0 +1,92 @@
+"""The SQLite writer: which commits are fsynced, and a WAL that starts over under steady writes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bridge.store import _sqlite_worker
+from bridge.store._sqlite_worker import SqliteWorker, writer_should_finish
+
+
+def _init(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS t (b BLOB)")
+
+
+def _sync_level(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_sqlite_worker_fsyncs_durable_groups_only(tmp_path: Path) -> None:
+    worker = SqliteWorker(str(tmp_path / "w.db"), _init, synchronous="full")
+    worker.start()
+    try:
+        # The level each job's group commits with: FULL (2) for durable work, NORMAL (1) for
+        # bookkeeping, in any order.
+        for durable in (True, False, False, True, False):
+            level = await worker.call(_sync_level, durable=durable)
+            assert level == (2 if durable else 1)
+        # A group that mixes both is durable.
+        levels = await asyncio.gather(
+            worker.call(_sync_level, durable=False),
+            worker.call(_sync_level, durable=True),
+            worker.call(_sync_level, durable=False),
+        )
+        assert 2 in levels and set(levels) <= {1, 2}
+    finally:
+        worker.stop()
+
+
+async def test_sqlite_worker_normal_setting_is_never_raised(tmp_path: Path) -> None:
+    worker = SqliteWorker(str(tmp_path / "w.db"), _init, synchronous="normal")
+    worker.start()
+    try:
+        assert await worker.call(_sync_level) == 1
+        assert await worker.call(_sync_level, durable=False) == 1
+    finally:
+        worker.stop()
+
+
+def _insert(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO t VALUES (randomblob(3000))")  # a page and a bit
+
+
+async def test_sqlite_worker_finishing_the_checkpoint_lets_the_wal_start_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_worker, "_CHECKPOINT_INTERVAL_S", 3600)  # no background pass
+    path = tmp_path / "w.db"
+    worker = SqliteWorker(str(path), _init, synchronous="normal")
+    worker.start()
+    wal = Path(f"{path}-wal")
+    try:
+        for _ in range(60):
+            await asyncio.gather(*(worker.call(_insert) for _ in range(5)))
+        first = wal.stat().st_size
+        assert first > 300 * 4096
+        # What the checkpointer asks for when the WAL is long and its tail short; the first
+        # write after a complete checkpoint starts the WAL file over from its beginning.
+        worker._queue.put(_sqlite_worker._FINISH_CHECKPOINT)
+        for _ in range(60):
+            await asyncio.gather(*(worker.call(_insert) for _ in range(5)))
+        assert wal.stat().st_size <= first * 1.1, (first, wal.stat().st_size)  # not 2x
+        count = await worker.call(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+        assert count == 600
+    finally:
+        worker.stop()
+
+
+def test_sqlite_worker_asks_the_writer_only_for_a_long_wal_with_a_short_tail() -> None:
+    restart, tail, force = (
+        _sqlite_worker._WAL_RESTART_FRAMES,
+        _sqlite_worker._WAL_TAIL_FRAMES,
+        _sqlite_worker._WAL_FORCE_FRAMES,
+    )
+    assert not writer_should_finish(restart - 1, restart - 1)  # short WAL: nothing to gain
+    assert writer_should_finish(restart, restart)  # long, fully copied
+    assert writer_should_finish(restart + tail, restart)  # long, short tail
+    assert not writer_should_finish(restart + tail + 1, restart)  # tail too long to copy now
+    assert writer_should_finish(force, 0)  # far too long: copy whatever is left
