@@ -70,6 +70,7 @@ class Dispatcher:
             tuple(delivery.schedule_s), delivery.jitter, delivery.retry_after_max_s
         )
         self._queues: dict[str, deque[Delivery]] = {}
+        self._queued = 0  # deliveries in self._queues
         self._inflight: dict[str, int] = {}
         # Deliveries queued or in flight here → the monotonic time they were leased.
         self._claimed_at: dict[int, float] = {}
@@ -108,6 +109,7 @@ class Dispatcher:
                     await self._loop_task
         queued = [d.id for q in self._queues.values() for d in q]
         self._queues.clear()
+        self._queued = 0
         with contextlib.suppress(StoreError):
             await self.store.release(queued, owner=self.owner)
         abandoned: list[int] = []
@@ -148,16 +150,25 @@ class Dispatcher:
                 continue
             self._claimed_at[d.id] = time.monotonic()
             q.append(d)
+            self._queued += 1
             self._idle.clear()
         if overflow:
             self._spawn(self.store.release(overflow, owner=self.owner))
         self._pump()
 
-    def _pump(self) -> None:
+    def _pump(self, only: str | None = None) -> None:
+        """Start queued deliveries while their subscriber and the global budget have room:
+        every subscriber's queue, or only ``only``'s (a slot of its own was freed)."""
         limit = self.cfg.max_in_flight_per_endpoint
-        for sid, q in list(self._queues.items()):
+        if only is None:
+            queues = list(self._queues.items())
+        else:
+            mine = self._queues.get(only)
+            queues = [(only, mine)] if mine is not None else []
+        for sid, q in queues:
             while q and self._inflight.get(sid, 0) < limit and self._total < self.cfg.max_in_flight:
                 d = q.popleft()
+                self._queued -= 1
                 self._inflight[sid] = self._inflight.get(sid, 0) + 1
                 self._slot_held.add(d.id)
                 self._total += 1
@@ -165,7 +176,7 @@ class Dispatcher:
             if not q:
                 del self._queues[sid]
         self.metrics.in_flight.set(self._total)
-        self.metrics.queued.set(sum(len(q) for q in self._queues.values()))
+        self.metrics.queued.set(self._queued)
         if self._total == 0 and not self._queues:
             self._idle.set()
 
@@ -201,8 +212,10 @@ class Dispatcher:
             self._running.discard(d.id)
             self._claimed_at.pop(d.id, None)
             self._free_slot(d)
+            # Only a full global budget can hold back other subscribers' queues.
+            was_full = self._total >= self.cfg.max_in_flight
             self._total -= 1
-            self._pump()
+            self._pump(None if was_full else d.subscriber_id)
 
     def _free_slot(self, d: Delivery) -> None:
         """Give back the subscriber's in-flight slot (once): as soon as the request is over,
@@ -214,7 +227,7 @@ class Dispatcher:
         self._inflight[d.subscriber_id] -= 1
         if not self._inflight[d.subscriber_id]:
             del self._inflight[d.subscriber_id]
-        self._pump()
+        self._pump(d.subscriber_id)
 
     async def _attempt_inner(self, d: Delivery) -> None:
         sub = await self._subscriber(d.subscriber_id)

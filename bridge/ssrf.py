@@ -15,6 +15,10 @@ address that was checked (no DNS-rebinding window between check and connect)::
 Two parts are needed because aiohttp's ``TCPConnector`` skips the resolver for IP-literal
 hosts (``_resolve_host``: ``if is_ip_address(host): return [...]``, aiohttp 3.14):
 :class:`GuardedResolver` covers host names, :func:`ssrf_trace_config` covers IP literals.
+paybridge's own sender (:class:`bridge.webhook.WebhookSender`) calls
+:func:`check_ip_literal_host` itself before each request instead of installing the trace
+config (whose signals cost every request several coroutine calls; the verdict on a literal
+never changes, so it is kept per URL).
 A refused host name surfaces as ``aiohttp.ClientConnectorDNSError`` whose ``os_error`` is an
 :class:`UnsafeAddressError`; a refused literal raises :class:`UnsafeAddressError` itself.
 Both are ``OSError``; :func:`find_unsafe_address_error` finds the cause in either case.
@@ -52,6 +56,7 @@ __all__ = [
     "ResolvedAddress",
     "UnsafeAddressError",
     "UnsafeURLError",
+    "check_ip_literal_host",
     "check_url",
     "check_url_syntax",
     "find_unsafe_address_error",
@@ -242,6 +247,18 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
+def check_ip_literal_host(host: str, *, allow_private: bool) -> None:
+    """Refuse an IP-literal ``host`` that is not canonical or not allowed; a host name passes
+    (:class:`GuardedResolver` checks what it resolves to, at connect time).
+
+    Raises:
+        UnsafeAddressError: the literal is refused.
+    """
+    literal = _literal_ip(host)
+    if literal is not None:
+        _check_address(host, literal, allow_private)
+
+
 def ssrf_trace_config(*, allow_private: bool) -> aiohttp.TraceConfig:
     """A ``TraceConfig`` refusing requests to forbidden IP-literal hosts before connecting.
 
@@ -254,10 +271,7 @@ def ssrf_trace_config(*, allow_private: bool) -> aiohttp.TraceConfig:
         context: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        host = params.url.raw_host or ""
-        literal = _literal_ip(host)
-        if literal is not None:
-            _check_address(host, literal, allow_private)
+        check_ip_literal_host(params.url.raw_host or "", allow_private=allow_private)
 
     trace_config = aiohttp.TraceConfig()
     trace_config.on_request_start.append(_on_request_start)

@@ -15,16 +15,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from bridge.errors import BridgeError
 from bridge.events import Event
 from bridge.signing import standard_webhook_headers, stripe_scheme_headers
-from bridge.ssrf import GuardedResolver, find_unsafe_address_error, ssrf_trace_config
+from bridge.ssrf import GuardedResolver, check_ip_literal_host, find_unsafe_address_error
 from bridge.store.base import Subscriber
 
 __all__ = ["USER_AGENT", "SendResult", "WebhookSender", "build_request", "describe_error"]
 
 _RESPONSE_BODY_MAX = 1024
+_TARGETS_KEPT = 10_000  # parsed endpoint URLs kept (forgotten all at once past this)
 USER_AGENT = "paybridge-webhooks/0.1"
 
 
@@ -101,6 +103,7 @@ class WebhookSender:
         self._app_secret_key = app_secret_key
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._targets: dict[str, URL] = {}
 
     async def start(self) -> None:
         """Open the guarded HTTP session (call once, before :meth:`send`)."""
@@ -110,10 +113,10 @@ class WebhookSender:
             limit_per_host=0,
             ttl_dns_cache=None,
         )
+        # IP-literal hosts bypass the resolver: send() checks them itself (``_target``).
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            trace_configs=[ssrf_trace_config(allow_private=self._allow_private)],
             trust_env=False,
             auto_decompress=True,
         )
@@ -140,7 +143,7 @@ class WebhookSender:
             return SendResult(None, exc, None, None, 0.0)
         try:
             async with self._session.post(
-                sub.url or "", data=body, headers=headers, allow_redirects=False
+                self._target(sub.url or ""), data=body, headers=headers, allow_redirects=False
             ) as resp:
                 raw = await _read_capped(resp, _RESPONSE_BODY_MAX)
                 return SendResult(
@@ -152,6 +155,19 @@ class WebhookSender:
                 )
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             return SendResult(None, exc, None, None, (time.perf_counter() - started) * 1000)
+
+    def _target(self, url: str) -> URL:
+        """``url`` parsed, its host checked if it is an IP literal (host names are checked by
+        :class:`GuardedResolver` when connecting). The verdict on a literal never changes, so
+        it is kept per URL. Raises UnsafeAddressError (an OSError) or ValueError."""
+        target = self._targets.get(url)
+        if target is None:
+            target = URL(url)
+            check_ip_literal_host(target.raw_host or "", allow_private=self._allow_private)
+            if len(self._targets) >= _TARGETS_KEPT:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
