@@ -4,6 +4,7 @@ load generator as real processes, plus CPU accounting from ``/proc``."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ __all__ = [
     "receivers",
     "run_loadgen",
     "run_pinned",
+    "settle_disk",
 ]
 
 
@@ -92,9 +94,11 @@ def run_pinned(cmd: list[str], cpu: int | None, timeout_s: float) -> str:
 
 
 def run_loadgen(url: str, server_pid: int | None = None, **spec: Any) -> dict[str, Any]:
-    """One load-generator process against ``url`` (see :mod:`bench.loadgen`); adds the
-    server's CPU utilisation over the run when ``server_pid`` is given."""
+    """One load-generator process against ``url`` (see :mod:`bench.loadgen`), after
+    :func:`settle_disk`; adds the server's CPU utilisation over the run when ``server_pid`` is
+    given."""
     spec = {"url": url, "concurrency": 64, "max_s": 120, **spec}
+    settle_disk()
     before = cpu_seconds(server_pid) if server_pid else 0.0
     t0 = time.monotonic()
     out = run_pinned(python_cmd("bench.loadgen", orjson.dumps(spec).decode()), CPUS[1], 300)
@@ -115,6 +119,14 @@ def post_json(url: str) -> None:
     req = urllib.request.Request(url, data=b"{}", method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
         resp.read()
+
+
+def settle_disk() -> None:
+    """Write back every dirty page before a measurement starts (``os.sync``), so a workload
+    does not pay for the previous one's deferred writeback: with ext4's ordered data mode the
+    first fsync after a workload that wrote gigabytes (or the prefill, written without fsync)
+    waits for all of it."""
+    os.sync()
 
 
 def _paybridge_cmd(config: Path, port: int) -> list[str]:

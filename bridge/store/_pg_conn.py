@@ -4,6 +4,13 @@ Every asyncpg, OS and timeout error becomes :class:`bridge.errors.StoreError` (t
 answers 503 and the provider retries). The pool drops a connection that the server closed and
 opens a fresh one on the next acquire, so the store recovers by itself once the database is
 back; the call that met the dead connection fails with ``StoreError``.
+
+Two pools: durable work (ingest, admin changes) commits as usual; bookkeeping (attempt outcomes,
+leases, claims; ``durable=False``) runs on connections with ``synchronous_commit = off``: its
+commit does not wait for the WAL flush. A crash of the database server can lose the last few
+hundred milliseconds of bookkeeping, never an ingest, and a lost outcome only means the delivery
+is sent again (at least once, same ``webhook-id``). The SQLite store does the same with
+``synchronous=NORMAL`` for such groups.
 """
 
 from __future__ import annotations
@@ -50,45 +57,57 @@ class PgPool:
         self._max_size = max_size
         self._command_timeout_s = command_timeout_s
         self._pool: Any = None
+        self._lazy: Any = None  # the bookkeeping pool (synchronous_commit = off)
 
     async def open(self) -> None:
         """Create the pool and apply pending migrations; raises :class:`StoreError`."""
         if self._pool is not None:
             return
+        pool = await self._create(None)
         try:
-            pool = await asyncpg.create_pool(
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            lazy = await self._create({"synchronous_commit": "off"})
+        except DB_ERRORS as exc:
+            await pool.close()
+            raise StoreError(f"cannot migrate PostgreSQL store: {exc}") from exc
+        except StoreError:
+            await pool.close()
+            raise
+        self._pool, self._lazy = pool, lazy
+
+    async def _create(self, settings: dict[str, str] | None) -> Any:
+        try:
+            return await asyncpg.create_pool(
                 self._url,
                 min_size=self._min_size,
                 max_size=self._max_size,
                 command_timeout=self._command_timeout_s,
                 reset=_reset,
+                server_settings=settings,
             )
         except _OPEN_ERRORS as exc:
             raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-        except DB_ERRORS as exc:
-            await pool.close()
-            raise StoreError(f"cannot migrate PostgreSQL store: {exc}") from exc
-        self._pool = pool
 
     async def close(self) -> None:
         """Close the pool (waiting for connections in use); idempotent."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            with contextlib.suppress(*DB_ERRORS):
-                await pool.close()
+        pools = (self._pool, self._lazy)
+        self._pool = self._lazy = None
+        for pool in pools:
+            if pool is not None:
+                with contextlib.suppress(*DB_ERRORS):
+                    await pool.close()
 
-    def _require(self) -> Any:
+    def _require(self, durable: bool) -> Any:
         if self._pool is None:
             raise StoreError("store is not open")
-        return self._pool
+        return self._pool if durable else self._lazy
 
     @contextlib.asynccontextmanager
-    async def conn(self) -> AsyncIterator[Any]:
-        """A connection (autocommit); raises :class:`StoreError` on any database failure."""
-        pool = self._require()
+    async def conn(self, *, durable: bool = True) -> AsyncIterator[Any]:
+        """A connection (autocommit; ``durable=False``: a bookkeeping one, see the module
+        docstring); raises :class:`StoreError` on any database failure."""
+        pool = self._require(durable)
         try:
             async with pool.acquire() as conn:
                 yield conn
@@ -96,12 +115,13 @@ class PgPool:
             raise StoreError(f"database error: {exc}") from exc
 
     @contextlib.asynccontextmanager
-    async def tx(self) -> AsyncIterator[Any]:
+    async def tx(self, *, durable: bool = True) -> AsyncIterator[Any]:
         """A connection inside one READ COMMITTED transaction, committed when the block
-        exits normally and rolled back otherwise; raises :class:`StoreError` on any database
-        failure. (If the connection dies during COMMIT the outcome is unknown: a retried
-        ingest then answers ``duplicate`` when the first try did commit.)"""
-        pool = self._require()
+        exits normally and rolled back otherwise (``durable=False``: a bookkeeping one, see
+        the module docstring); raises :class:`StoreError` on any database failure. (If the
+        connection dies during COMMIT the outcome is unknown: a retried ingest then answers
+        ``duplicate`` when the first try did commit.)"""
+        pool = self._require(durable)
         try:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn

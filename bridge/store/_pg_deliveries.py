@@ -108,7 +108,7 @@ class PgDeliveries:
         exclude_subscribers: Sequence[str] = (),
     ) -> list[Delivery]:
         """See :meth:`Store.claim_due`; raises :class:`StoreError`."""
-        async with self._db.tx() as conn:
+        async with self._db.tx(durable=False) as conn:
             rows = await conn.fetch(
                 _CLAIM,
                 owner,
@@ -135,7 +135,7 @@ class PgDeliveries:
         self, delivery_id: int, *, now: float, owner: str, lease_s: float
     ) -> int | None:
         """See :meth:`Store.start_attempt`; raises :class:`StoreError`."""
-        async with self._db.conn() as conn:
+        async with self._db.conn(durable=False) as conn:
             aid = await conn.fetchval(_START_ATTEMPT, delivery_id, now, now + lease_s, owner)
         return int(aid) if aid is not None else None
 
@@ -153,7 +153,7 @@ class PgDeliveries:
         if body is not None and len(body) > _RESPONSE_BODY_MAX:
             body = body[:_RESPONSE_BODY_MAX]
         status, nxt = _outcome_row(outcome, now)
-        async with self._db.tx() as conn:
+        async with self._db.tx(durable=False) as conn:
             await conn.execute(
                 "UPDATE attempts SET finished_at = $1, outcome = $2, status_code = $3,"
                 " duration_ms = $4, error = $5, response_body = $6 WHERE id = $7",
@@ -208,7 +208,7 @@ class PgDeliveries:
         """See :meth:`Store.release`; raises :class:`StoreError`."""
         if not delivery_ids:
             return
-        async with self._db.conn() as conn:
+        async with self._db.conn(durable=False) as conn:
             await conn.execute(
                 "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
                 " WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND status = 'pending'",

@@ -318,7 +318,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         self, *, now: float, owner: str, lease_s: float, limit: int
     ) -> list[InboxRecord]:
         """See :meth:`Store.claim_pending_fetches`; raises :class:`StoreError`."""
-        async with self._db.tx() as conn:
+        async with self._db.tx(durable=False) as conn:
             rows = await conn.fetch(
                 "UPDATE inbox SET lease_owner = $1, lease_until = $2"
                 " WHERE (provider, provider_event_id) IN ("
@@ -380,7 +380,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         self, *, now: float, owner: str, lease_s: float, limit: int
     ) -> list[ClaimedDeferred]:
         """See :meth:`Store.claim_due_deferred`; raises :class:`StoreError`."""
-        async with self._db.tx() as conn:
+        async with self._db.tx(durable=False) as conn:
             rows = await conn.fetch(
                 "UPDATE deferred SET lease_owner = $1, lease_until = $2 WHERE id IN ("
                 " SELECT id FROM deferred WHERE decide_at <= $3"

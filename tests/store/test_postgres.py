@@ -286,3 +286,21 @@ async def test_postgres_other_instance_sees_subscriber_changes(
 def test_postgres_create_store_picks_postgres_for_postgresql_urls() -> None:
     assert isinstance(create_store("postgresql://u@127.0.0.1/db"), PostgresStore)
     assert isinstance(create_store("postgres://u@127.0.0.1/db"), PostgresStore)
+
+
+async def test_postgres_bookkeeping_commits_do_not_wait_for_the_wal_flush(
+    pg_store: PostgresStore,
+) -> None:
+    """Ingest and admin changes commit durably; outcomes, leases and claims run on the
+    bookkeeping pool (synchronous_commit = off): see bridge.store._pg_conn."""
+    db = pg_store._db
+    async with db.tx() as conn:
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    async with db.tx(durable=False) as conn:
+        assert await conn.fetchval("SHOW synchronous_commit") == "off"
+    async with db.conn(durable=False) as conn:
+        assert await conn.fetchval("SHOW synchronous_commit") == "off"
+    await pg_store.close()
+    with pytest.raises(StoreError, match="not open"):
+        async with db.conn(durable=False):
+            pass
