@@ -31,6 +31,7 @@ from bridge.config import Config, EndpointConfig, load_config
 from bridge.errors import ConfigError, StoreError
 from bridge.metrics import Metrics
 from bridge.store import create_store
+from bridge.store._rows import object_json
 from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
 from bridge.webhook import WebhookSender
 
@@ -299,20 +300,27 @@ class Bridge:
             raise LookupError(f"source {provider!r} is not configured")
         adapter.verify(request)
         event = adapter.parse(request.body)
+        # Before normalizing: the object exactly as parsed from the stored raw body.
+        shared = object_json(event.payload) if event.provider == "stripe" else None
         normalized = adapter.normalize(event)
         if event.shape == "thin" and self._stripe is not None:
             normalized.fetch_related, normalized.ignored_reason = True, None
-        return await self._store(event, normalized, request.body, request.received_at)
+        return await self._store(event, normalized, request.body, request.received_at, shared)
 
     async def _store(
-        self, event: ProviderEvent, normalized: Normalized, raw: bytes, received_at: float
+        self,
+        event: ProviderEvent,
+        normalized: Normalized,
+        raw: bytes,
+        received_at: float,
+        shared: bytes | None,
     ) -> IngestResult:
         if not self._started:
             raise StoreError("paybridge is not started")
         stripe_cfg = self.config.sources.stripe
         window = stripe_cfg.correlation_window_s if stripe_cfg else 120.0
         result = await self.store.ingest(
-            InboxRecord(event.provider, event.id, event.type, received_at, raw),
+            InboxRecord(event.provider, event.id, event.type, received_at, raw, shared),
             normalized,
             now=self.clock(),
             correlation_window_s=window,
@@ -398,14 +406,18 @@ class Bridge:
         except Exception as exc:  # network, auth, rate limit: retried when the lease expires
             log.warning("thin event %s: fetch failed (%s); will retry", thin.id, type(exc).__name__)
             return 0
+        shared = None
         if obj is None:
             snap = thin
+            payload = orjson.dumps(snap.payload)
             normalized = Normalized(ignored_reason=f"thin event {thin.id}: no related object")
         else:
             snap = snapshot_from_thin(thin, obj)
+            # Before normalizing: what is stored, and its object, exactly as fetched.
+            payload, shared = orjson.dumps(snap.payload), object_json(snap.payload)
             normalized = adapter.normalize(snap)
         fetched = InboxRecord(
-            "stripe", f"{thin.id}:fetched", snap.type, self.clock(), orjson.dumps(snap.payload)
+            "stripe", f"{thin.id}:fetched", snap.type, self.clock(), payload, shared
         )
         stripe_cfg = self.config.sources.stripe
         result = await self.store.complete_fetch(

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bridge import Bridge
-from tests.conftest import make_config
+from tests.conftest import BridgeFactory, make_config, post_stripe, stripe_event
 
 YAML = """
 endpoints:
@@ -69,3 +69,27 @@ async def test_service_freeze_gc_after_startup_freezes_what_start_up_loaded(
             assert gc.get_freeze_count() > 10_000  # modules, pydantic and stripe internals
     finally:
         gc.unfreeze()  # the rest of the test session runs with a normal collector
+
+
+async def test_service_stores_the_provider_object_once_per_request(
+    make_bridge: BridgeFactory,
+) -> None:
+    """A subscription event and its derived "started" share the request's object: stored once
+    (in the inbox), rebuilt whole when read back."""
+    import sqlite3
+
+    bridge, client = await make_bridge()
+    sub = {"id": "sub_once", "object": "subscription", "customer": "cus_1", "status": "active",
+           "metadata": {f"k{i}": "v" * 40 for i in range(20)}}  # fmt: skip
+    status, body = await post_stripe(client, stripe_event("customer.subscription.created", sub))
+    assert status == 200 and len(body["events"]) == 2
+    path = bridge.store.path  # type: ignore[attr-defined]
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT length(body), object_of FROM events").fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 2 and all(size < 700 and of for size, of in rows)
+    for event_id in body["events"]:
+        event = await bridge.store.get_event(event_id)
+        assert event is not None and event.data["object"] == sub

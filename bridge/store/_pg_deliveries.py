@@ -11,6 +11,7 @@ from bridge.store._rows import (
     ATTEMPT_COLUMNS,
     SUBSCRIBER_COLUMNS,
     attempt_from_row,
+    event_from_stored,
     matching_subscribers,
     subscriber_from_row,
 )
@@ -19,6 +20,11 @@ from bridge.store.base import AttemptRecord, Delivery, DeliveryOutcome, Page
 __all__ = ["PgDeliveries"]
 
 _RESPONSE_BODY_MAX = 1024
+# An event's stored body and the raw request whose object it refers to (if any).
+_EVENT = (
+    "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
+    " ON i.provider = e.source AND i.provider_event_id = e.object_of"
+)
 
 # The subquery locks due rows with SKIP LOCKED, so concurrent claimers split the queue; a row
 # another claimer leased and committed meanwhile is re-checked against the lease condition
@@ -40,8 +46,9 @@ WITH due AS (
     FROM due WHERE d.id = due.id
     RETURNING d.id, d.event_id, d.subscriber_id, d.attempts, d.next_attempt_at, d.created_at
 )
-SELECT c.id, c.subscriber_id, c.attempts, c.next_attempt_at, c.created_at, e.body
+SELECT c.id, c.subscriber_id, c.attempts, c.next_attempt_at, c.created_at, e.body, i.payload
 FROM claimed c JOIN events e ON e.id = c.event_id
+LEFT JOIN inbox i ON i.provider = e.source AND i.provider_event_id = e.object_of
 ORDER BY c.next_attempt_at, c.id
 """
 
@@ -121,7 +128,7 @@ class PgDeliveries:
         return [
             Delivery(
                 int(r["id"]),
-                Event.from_json(r["body"]),
+                event_from_stored(r["body"], r["payload"]),
                 r["subscriber_id"],
                 int(r["attempts"]),
                 r["next_attempt_at"],
@@ -222,8 +229,8 @@ class PgDeliveries:
         """See :meth:`Store.resend`; raises :class:`LookupError` for an unknown event and
         :class:`StoreError` when the database fails."""
         async with self._db.tx() as conn:
-            body = await conn.fetchval("SELECT body FROM events WHERE id = $1", event_id)
-            if body is None:
+            row = await conn.fetchrow(f"{_EVENT} WHERE e.id = $1", event_id)
+            if row is None:
                 raise LookupError(f"no event {event_id}")
             if subscriber_id is not None:
                 targets = [subscriber_id]
@@ -232,7 +239,7 @@ class PgDeliveries:
                     f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE kind = 'endpoint'"
                 )
                 subs = [subscriber_from_row(r) for r in rows]
-                targets = matching_subscribers(subs, Event.from_json(body))
+                targets = matching_subscribers(subs, event_from_stored(row[0], row[1]))
             rows = await conn.fetch(
                 "INSERT INTO deliveries (event_id, subscriber_id, status, attempts,"
                 " next_attempt_at, created_at, updated_at)"
@@ -249,23 +256,23 @@ class PgDeliveries:
         self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
     ) -> Page[Event]:
         """Newest first; ``limit=None`` lists them all; raises :class:`StoreError`."""
-        where, args = ("WHERE type = $1", [type]) if type else ("", [])
+        where, args = ("WHERE e.type = $1", [type]) if type else ("", [])
         n = len(args)
         async with self._db.conn() as conn:
-            count = await conn.fetchval(f"SELECT COUNT(*) FROM events {where}", *args)
+            count = await conn.fetchval(f"SELECT COUNT(*) FROM events e {where}", *args)
             rows = await conn.fetch(
-                f"SELECT body FROM events {where} ORDER BY seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+                f"{_EVENT} {where} ORDER BY e.seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
                 *args,
                 limit,
                 offset,
             )
-        return Page(int(count), [Event.from_json(r["body"]) for r in rows])
+        return Page(int(count), [event_from_stored(r[0], r[1]) for r in rows])
 
     async def get_event(self, event_id: str) -> Event | None:
         """The stored event or None; raises :class:`StoreError`."""
         async with self._db.conn() as conn:
-            body = await conn.fetchval("SELECT body FROM events WHERE id = $1", event_id)
-        return Event.from_json(body) if body is not None else None
+            row = await conn.fetchrow(f"{_EVENT} WHERE e.id = $1", event_id)
+        return event_from_stored(row[0], row[1]) if row is not None else None
 
     async def list_attempts(
         self,

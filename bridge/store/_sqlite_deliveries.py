@@ -6,7 +6,12 @@ import sqlite3
 from collections.abc import Sequence
 
 from bridge.events import Event
-from bridge.store._rows import ATTEMPT_COLUMNS, attempt_from_row, matching_subscribers
+from bridge.store._rows import (
+    ATTEMPT_COLUMNS,
+    attempt_from_row,
+    event_from_stored,
+    matching_subscribers,
+)
 from bridge.store._sqlite_worker import SqliteWorker
 from bridge.store.base import (
     AttemptRecord,
@@ -20,6 +25,11 @@ __all__ = ["SqliteDeliveries"]
 
 _Conn = sqlite3.Connection
 _RESPONSE_BODY_MAX = 1024
+# An event's stored body and the raw request whose object it refers to (if any).
+_EVENT = (
+    "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
+    " ON i.provider = e.source AND i.provider_event_id = e.object_of"
+)
 
 
 class SqliteDeliveries:
@@ -62,10 +72,10 @@ class SqliteDeliveries:
             ).fetchall()
             out: list[Delivery] = []
             for r in rows:
-                body = conn.execute("SELECT body FROM events WHERE id = ?", (r[1],)).fetchone()
-                if body is None:
+                row = conn.execute(f"{_EVENT} WHERE e.id = ?", (r[1],)).fetchone()
+                if row is None:
                     continue
-                ev = Event.from_json(body[0])
+                ev = event_from_stored(row[0], row[1])
                 out.append(Delivery(int(r[0]), ev, r[2], int(r[3]), r[4], "pending", r[5]))
             out.sort(key=lambda d: (d.next_attempt_at, d.id))
             return out
@@ -221,10 +231,10 @@ class SqliteDeliveries:
         self, event_id: str, *, now: float, subscriber_id: str | None = None
     ) -> list[int]:
         def tx(conn: _Conn) -> list[int]:
-            row = conn.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+            row = conn.execute(f"{_EVENT} WHERE e.id = ?", (event_id,)).fetchone()
             if row is None:
                 raise LookupError(f"no event {event_id}")
-            ev = Event.from_json(row[0])
+            ev = event_from_stored(row[0], row[1])
             if subscriber_id is not None:
                 targets = [subscriber_id]
             else:
@@ -249,20 +259,20 @@ class SqliteDeliveries:
         self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
     ) -> Page[Event]:
         def tx(conn: _Conn) -> Page[Event]:
-            where, args = ("WHERE type = ?", [type]) if type else ("", [])
-            (count,) = conn.execute(f"SELECT COUNT(*) FROM events {where}", args).fetchone()
+            where, args = ("WHERE e.type = ?", [type]) if type else ("", [])
+            (count,) = conn.execute(f"SELECT COUNT(*) FROM events e {where}", args).fetchone()
             rows = conn.execute(
-                f"SELECT body FROM events {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"{_EVENT} {where} ORDER BY e.seq DESC LIMIT ? OFFSET ?",
                 [*args, -1 if limit is None else limit, offset],
             ).fetchall()
-            return Page(int(count), [Event.from_json(r[0]) for r in rows])
+            return Page(int(count), [event_from_stored(r[0], r[1]) for r in rows])
 
         return await self._worker.call(tx, durable=False)
 
     async def get_event(self, event_id: str) -> Event | None:
         def tx(conn: _Conn) -> Event | None:
-            row = conn.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
-            return Event.from_json(row[0]) if row else None
+            row = conn.execute(f"{_EVENT} WHERE e.id = ?", (event_id,)).fetchone()
+            return event_from_stored(row[0], row[1]) if row else None
 
         return await self._worker.call(tx, durable=False)
 

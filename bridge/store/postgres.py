@@ -45,6 +45,7 @@ from bridge.store._rows import (
     leased_deliveries,
     new_in_order,
     plan_deliveries,
+    stored_body,
     subscriber_from_row,
 )
 from bridge.store.base import (
@@ -71,9 +72,10 @@ _INSERT_EVENTS = (
     " (SELECT DISTINCT hashtextextended('ev:' || x, 0) AS k FROM unnest($1::text[]) AS x"
     " ORDER BY k) AS keys)"
     " INSERT INTO events (id, dedupe_key, type, source, source_event_id, created, stored_at,"
-    " body) SELECT i, k, t, s, se, c, $7, b FROM unnest($1::text[], $2::text[], $3::text[],"
-    " $4::text[], $5::text[], $6::bigint[], $8::bytea[]) WITH ORDINALITY AS u(i, k, t, s, se,"
-    " c, b, o) WHERE (SELECT n FROM locked) >= 0 ORDER BY o ON CONFLICT DO NOTHING RETURNING id"
+    " body, object_of) SELECT i, k, t, s, se, c, $7, b, ob FROM unnest($1::text[], $2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::bigint[], $8::bytea[], $9::text[])"
+    " WITH ORDINALITY AS u(i, k, t, s, se, c, b, ob, o) WHERE (SELECT n FROM locked) >= 0"
+    " ORDER BY o ON CONFLICT DO NOTHING RETURNING id"
 )
 _INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_id, subscriber_id, status, attempts, next_attempt_at,"
@@ -152,9 +154,11 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         owner: str,
         lease_until: float,
         local: set[str],
+        record: InboxRecord | None,
     ) -> tuple[list[Event], list[Delivery]]:
         if not events:
             return [], []
+        stored = [stored_body(e, record) for e in events]  # see bridge.store._rows
         # One statement for all events (see _INSERT_EVENTS for why it cannot deadlock).
         rows = await conn.fetch(
             _INSERT_EVENTS,
@@ -165,7 +169,8 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             [e.source_event_id for e in events],
             [e.created for e in events],
             now,
-            [e.to_json() for e in events],
+            [body for body, _ in stored],
+            [of for _, of in stored],
         )
         new = new_in_order(events, {r["id"] for r in rows})
         subs = await self._cached_subscribers(conn) if new else []
@@ -285,7 +290,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         released, dropped = await self._apply_links(conn, n)
         emit, held, dropped_now = await self._apply_deferred(conn, n.deferred, now, window_s)
         events, deliveries = await self._insert_events(
-            conn, [*n.events, *released, *emit], now, owner, now + lease_s, local
+            conn, [*n.events, *released, *emit], now, owner, now + lease_s, local, record
         )
         return IngestResult(False, events, deliveries, held, dropped + dropped_now)
 
@@ -434,7 +439,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         if not emit or linked:
             return IngestResult(False, dropped=1)
         new, deliveries = await self._insert_events(
-            conn, _events_from_blob(blob), now, owner, lease_until, local
+            conn, _events_from_blob(blob), now, owner, lease_until, local, None
         )
         return IngestResult(False, new, deliveries)
 

@@ -21,6 +21,7 @@ from bridge.store._rows import (
     leased_deliveries,
     new_in_order,
     plan_deliveries,
+    stored_body,
     subscriber_from_row,
     subscriber_params,
 )
@@ -88,16 +89,18 @@ class SqliteStore(SqliteDeliveries, Store):
         owner: str,
         lease_until: float,
         local: set[str],
+        record: InboxRecord | None,
     ) -> tuple[list[Event], list[Delivery]]:
-        """Insert the events that are new facts, their deliveries and the first attempts of the
-        leased endpoint deliveries: one statement each, whatever the count (every statement
-        costs the writer thread a GIL round trip)."""
+        """Insert the events that are new facts (bodies sharing ``record``'s object, see
+        :func:`stored_body`), their deliveries and the first attempts of the leased endpoint
+        deliveries: one statement each, whatever the count (every statement costs the writer
+        thread a GIL round trip)."""
         if not events:
             return [], []
         rows = conn.execute(
             "INSERT OR IGNORE INTO events (id, dedupe_key, type, source, source_event_id,"
-            " created, stored_at, body) VALUES "
-            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(events))
+            " created, stored_at, body, object_of) VALUES "
+            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(events))
             + " RETURNING id",
             [
                 value
@@ -110,7 +113,7 @@ class SqliteStore(SqliteDeliveries, Store):
                     ev.source_event_id,
                     ev.created,
                     now,
-                    ev.to_json(),
+                    *stored_body(ev, record),
                 )
             ],
         ).fetchall()
@@ -242,7 +245,7 @@ class SqliteStore(SqliteDeliveries, Store):
         released, dropped = self._apply_links(conn, n)
         emit, held, dropped_now = self._apply_deferred(conn, n.deferred, now, window_s)
         events, deliveries = self._insert_events(
-            conn, [*n.events, *released, *emit], now, owner, now + lease_s, local
+            conn, [*n.events, *released, *emit], now, owner, now + lease_s, local, record
         )
         return IngestResult(False, events, deliveries, held, dropped + dropped_now)
 
@@ -371,7 +374,7 @@ class SqliteStore(SqliteDeliveries, Store):
                 return IngestResult(False, dropped=1)
             events = [Event.model_validate(e) for e in orjson.loads(row[1])]
             new, deliveries = self._insert_events(
-                conn, events, now, owner, now + lease_s, set(local_handlers)
+                conn, events, now, owner, now + lease_s, set(local_handlers), None
             )
             return IngestResult(False, new, deliveries)
 

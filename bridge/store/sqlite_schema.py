@@ -109,6 +109,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX deferred_due ON deferred (decide_at);
         """,
     ),
+    (
+        2,
+        """
+        -- An event body stored with its provider object replaced by a mark refers to the
+        -- inbox row (same provider) that holds the object (bridge.store._rows.stored_body).
+        ALTER TABLE events ADD COLUMN object_of TEXT;
+        """,
+    ),
 ]
 
 
