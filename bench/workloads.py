@@ -4,8 +4,10 @@ their medians; nothing here asserts on speed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,7 +28,7 @@ from bench.prefill import prefill_sqlite
 from bench.procs import CPUS, python_cmd, rss_mb
 from bench.stats import median, percentile
 
-__all__ = ["e2e_latency", "fanout", "ingest", "postgres_database", "store_scale"]
+__all__ = ["e2e_latency", "fanout", "ingest", "postgres_database", "prefill", "store_scale"]
 
 N_ENDPOINTS = 10
 PER_ENDPOINT = 16  # paybridge's default delivery.max_in_flight_per_endpoint
@@ -39,21 +41,22 @@ def _summary(runs: list[dict[str, Any]], *keys: str) -> dict[str, Any]:
     return out
 
 
-def _ingest_runs(ctx: Ctx, server: Server, tag: str) -> dict[str, Any]:
-    url = f"{server.base}/webhooks/stripe"
-    runs = []
-    for i in range(ctx.runs):
-        res = run_loadgen(
-            url,
-            server.proc.pid,
-            count=ctx.ingest_count,
-            warmup=500 if i == 0 else 0,
-            tag=f"{tag}{i}",
-        )
-        runs.append(res)
-    for r in runs:
-        # Accepted events per second of server CPU: robust to other load on the machine.
-        r["rate_per_server_cpu"] = round(r["rate"] / r["server_cpu"]) if r["server_cpu"] else None
+def _ingest_run(ctx: Ctx, server: Server, tag: str, first: bool) -> dict[str, Any]:
+    res = run_loadgen(
+        f"{server.base}/webhooks/stripe",
+        server.proc.pid,
+        count=ctx.ingest_count,
+        warmup=500 if first else 0,
+        tag=tag,
+    )
+    # Accepted events per second of server CPU: robust to other load on the machine.
+    res["rate_per_server_cpu"] = (
+        round(res["rate"] / res["server_cpu"]) if res["server_cpu"] else None
+    )
+    return res
+
+
+def _ingest_summary(runs: list[dict[str, Any]], server: Server) -> dict[str, Any]:
     out = _summary(
         runs, "rate", "p50_ms", "p99_ms", "server_cpu", "loadgen_cpu", "rate_per_server_cpu"
     )
@@ -61,17 +64,41 @@ def _ingest_runs(ctx: Ctx, server: Server, tag: str) -> dict[str, Any]:
     return out
 
 
-def ingest(ctx: Ctx, store_url: str | None = None, with_baselines: bool = True) -> dict[str, Any]:
-    """Workload 1 (and 5a): accepted events/s and latency, paybridge vs baselines A and B."""
+def ingest(
+    ctx: Ctx,
+    store_url: str | None = None,
+    with_baselines: bool = True,
+    prefilled: Path | None = None,
+) -> dict[str, Any]:
+    """Workload 1 (and 5a): accepted events/s and latency, paybridge vs baselines A and B;
+    with ``prefilled`` (a SQLite file from :func:`bench.prefill.prefill_sqlite`) also
+    paybridge on that store (workload 4).
+
+    Every server runs at once (idle ones cost nothing) and the runs are interleaved, round
+    after round (A, B, paybridge, prefilled, A, B, ...): this VM's speed drifts by tens of
+    percent within minutes, and a drift then hits every figure of a ratio alike instead of
+    one block of runs."""
     name = "sqlite" if store_url is None else "postgres"
     url = store_url or f"sqlite:///{ctx.dir('ingest_sqlite') / 'paybridge.db'}"
     out: dict[str, Any] = {"requests_per_run": ctx.ingest_count, "concurrency": 64}
-    if with_baselines:
-        for kind in ("a", "b"):
-            with baseline(ctx, kind) as server:
-                out[f"baseline_{kind}"] = _ingest_runs(ctx, server, f"b{kind}")
-    with paybridge(ctx, f"ingest_{name}", url) as server:
-        out["paybridge"] = _ingest_runs(ctx, server, f"p{name[0]}")
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, tuple[Server, str]] = {}
+        if with_baselines:
+            for kind in ("a", "b"):
+                servers[f"baseline_{kind}"] = (stack.enter_context(baseline(ctx, kind)), f"b{kind}")
+        servers["paybridge"] = (
+            stack.enter_context(paybridge(ctx, f"ingest_{name}", url)),
+            f"p{name[0]}",
+        )
+        if prefilled is not None:
+            store = f"sqlite:///{prefilled}"
+            servers["prefilled"] = (stack.enter_context(paybridge(ctx, "scale", store)), "s")
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in servers}
+        for i in range(ctx.runs):
+            for key, (server, tag) in servers.items():
+                runs[key].append(_ingest_run(ctx, server, f"{tag}{i}", first=i == 0))
+        for key, (server, _) in servers.items():
+            out[key] = _ingest_summary(runs[key], server)
     rate = out["paybridge"]["rate"]
     for kind in ("a", "b"):
         base = out.get(f"baseline_{kind}", {}).get("rate")
@@ -101,41 +128,44 @@ def fanout(ctx: Ctx, store_url: str | None = None, with_baseline: bool = True) -
     url = store_url or f"sqlite:///{ctx.dir('fanout_sqlite') / 'paybridge.db'}"
     per_request = canonical_events_per_request() * N_ENDPOINTS
     out: dict[str, Any] = {"endpoints": N_ENDPOINTS, "deliveries_per_request": per_request}
-    with receivers(ctx, N_ENDPOINTS) as ports:
+    # Interleaved, round after round (raw client, paybridge, ...): see ingest().
+    with (
+        receivers(ctx, N_ENDPOINTS) as ports,
+        paybridge(ctx, f"fanout_{name}", url, receiver_ports=ports) as server,
+    ):
         rbase = f"http://127.0.0.1:{ports[0]}"
-        if with_baseline:
-            runs = []
-            for _ in range(ctx.runs):
+        base_runs: list[dict[str, Any]] = []
+        runs: list[dict[str, Any]] = []
+        for i in range(ctx.runs):
+            if with_baseline:
                 post_json(f"{rbase}/reset")
                 count = ctx.fanout_events * per_request
                 args = [str(count), str(PER_ENDPOINT), *map(str, ports)]
                 out_json = run_pinned(python_cmd("bench.poster", *args), CPUS[0], 300)
-                runs.append(orjson.loads(out_json))
-            out["baseline_raw_client"] = _summary(runs, "rate")
-        with paybridge(ctx, f"fanout_{name}", url, receiver_ports=ports) as server:
-            runs = []
-            for i in range(ctx.runs):
-                post_json(f"{rbase}/reset")
-                load = run_loadgen(
-                    f"{server.base}/webhooks/stripe",
-                    server.proc.pid,
-                    count=ctx.fanout_events,
-                    tag=f"f{name[0]}{i}",
-                )
-                stats = _wait_deliveries(rbase, load["ok"] * per_request)
-                span = (stats["last"] or 0) - (stats["first"] or 0)
-                runs.append(
-                    {
-                        "ingested": load["ok"],
-                        "ingest_rate": load["rate"],
-                        "expected": load["ok"] * per_request,
-                        "delivered": stats["good"],
-                        "bad_signatures": stats["bad"],
-                        "rate": round(stats["good"] / span, 1) if span > 0 else None,
-                    }
-                )
-            out["paybridge"] = _summary(runs, "rate", "ingest_rate")
-            out["paybridge"].update(rss_mb(server.proc.pid))
+                base_runs.append(orjson.loads(out_json))
+            post_json(f"{rbase}/reset")
+            load = run_loadgen(
+                f"{server.base}/webhooks/stripe",
+                server.proc.pid,
+                count=ctx.fanout_events,
+                tag=f"f{name[0]}{i}",
+            )
+            stats = _wait_deliveries(rbase, load["ok"] * per_request)
+            span = (stats["last"] or 0) - (stats["first"] or 0)
+            runs.append(
+                {
+                    "ingested": load["ok"],
+                    "ingest_rate": load["rate"],
+                    "expected": load["ok"] * per_request,
+                    "delivered": stats["good"],
+                    "bad_signatures": stats["bad"],
+                    "rate": round(stats["good"] / span, 1) if span > 0 else None,
+                }
+            )
+        if with_baseline:
+            out["baseline_raw_client"] = _summary(base_runs, "rate")
+        out["paybridge"] = _summary(runs, "rate", "ingest_rate")
+        out["paybridge"].update(rss_mb(server.proc.pid))
     base_rate = out.get("baseline_raw_client", {}).get("rate")
     if base_rate and out["paybridge"]["rate"]:
         out["paybridge_over_raw_client"] = round(out["paybridge"]["rate"] / base_rate, 3)
@@ -181,25 +211,36 @@ def e2e_latency(ctx: Ctx, rate: float = 500.0) -> dict[str, Any]:
     )}  # fmt: skip
 
 
-def store_scale(ctx: Ctx, empty: dict[str, Any]) -> dict[str, Any]:
-    """Workload 4: ingest rate and RSS with ``ctx.scale_n`` prefilled events vs the empty store
-    (``empty``: workload 1's paybridge figures, measured in this run on a fresh store)."""
+def prefill(ctx: Ctx) -> tuple[Path, float, float]:
+    """Workload 4's store: ``ctx.scale_n`` events written into a fresh SQLite file; returns
+    (its path, seconds taken, size in MB)."""
     d = ctx.dir("scale")
     db = d / "paybridge.db"
-    prefill_s = prefill_sqlite(db, ctx.scale_n)
+    seconds = prefill_sqlite(db, ctx.scale_n)
     size_mb = sum(p.stat().st_size for p in d.glob("paybridge.db*")) / 2**20
-    with paybridge(ctx, "scale", f"sqlite:///{db}") as server:
-        full = _ingest_runs(ctx, server, "s")
+    return db, seconds, size_mb
+
+
+def store_scale(
+    ctx: Ctx, ingest_out: dict[str, Any], seconds: float, size_mb: float
+) -> dict[str, Any]:
+    """Workload 4: ingest rate and RSS with ``ctx.scale_n`` prefilled events vs the empty store,
+    both measured by :func:`ingest` in the same interleaved rounds."""
+    empty, full = ingest_out["paybridge"], ingest_out["prefilled"]
     out: dict[str, Any] = {
         "prefilled_events": ctx.scale_n,
         "prefill": "PREFILL: rows written directly with sqlite3 in paybridge's schema",
-        "prefill_s": round(prefill_s, 1),
+        "prefill_s": round(seconds, 1),
         "db_mb_before": round(size_mb, 1),
         "empty": {k: empty.get(k) for k in ("rate", "p99_ms", "rss_mb", "peak_rss_mb")},
         "prefilled": full,
     }
     if empty.get("rate") and full["rate"]:
         out["rate_ratio"] = round(full["rate"] / empty["rate"], 3)
+    if empty.get("rate_per_server_cpu") and full.get("rate_per_server_cpu"):
+        out["rate_per_cpu_ratio"] = round(
+            full["rate_per_server_cpu"] / empty["rate_per_server_cpu"], 3
+        )
     return out
 
 

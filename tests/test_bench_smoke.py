@@ -67,3 +67,19 @@ def test_bench_ingest_and_fanout_minimal_runs(tmp_path: Path) -> None:
     statuses = {t["target"]: t["status"] for t in results["targets"]}
     assert statuses["e2e ack→webhook p99 ms @500/s <= 50"] == "not measured"
     assert statuses["ingest events/s (SQLite) >= 5000"] in ("MET", "MISSED")
+
+
+def test_bench_store_scale_runs_interleaved_with_the_empty_store(tmp_path: Path) -> None:
+    from bench.__main__ import run_all
+
+    ctx = Ctx(tmp=tmp_path, runs=2, ingest_count=30, scale_n=60)
+    results = run_all(ctx, only=("scale",))
+    scale = results["store_scale"]
+    assert scale["prefilled_events"] == 60
+    assert [r["ok"] for r in scale["prefilled"]["runs"]] == [30, 30]
+    assert "prefilled" not in results["ingest_sqlite"]  # reported under store_scale only
+    assert [r["ok"] for r in results["ingest_sqlite"]["paybridge"]["runs"]] == [30, 30]
+    assert "baseline_a" not in results["ingest_sqlite"]
+    assert scale["rate_ratio"] > 0
+    statuses = {t["target"]: t["status"] for t in results["targets"]}
+    assert statuses["ingest(N) / ingest(empty) >= 0.8"] in ("MET", "MISSED")
