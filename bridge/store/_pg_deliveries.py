@@ -13,6 +13,7 @@ from bridge.store._rows import (
     attempt_from_row,
     event_from_stored,
     matching_subscribers,
+    outcome_row,
     subscriber_from_row,
 )
 from bridge.store.base import AttemptRecord, Delivery, DeliveryOutcome, Page
@@ -87,15 +88,6 @@ SELECT
 """
 
 
-def _outcome_row(outcome: DeliveryOutcome, now: float) -> tuple[str, float]:
-    """The delivery's new status and next_attempt_at."""
-    if outcome.delivered:
-        return "delivered", now
-    if outcome.next_attempt_at is None:
-        return "dead", now
-    return "pending", outcome.next_attempt_at
-
-
 class PgDeliveries:
     """Mixed into :class:`bridge.store.postgres.PostgresStore`."""
 
@@ -159,7 +151,7 @@ class PgDeliveries:
         body = outcome.response_body
         if body is not None and len(body) > _RESPONSE_BODY_MAX:
             body = body[:_RESPONSE_BODY_MAX]
-        status, nxt = _outcome_row(outcome, now)
+        status, nxt = outcome_row(outcome, now)
         async with self._db.tx(durable=False) as conn:
             await conn.execute(
                 "UPDATE attempts SET finished_at = $1, outcome = $2, status_code = $3,"

@@ -11,7 +11,7 @@ import orjson
 from adapters.base import Normalized
 from bridge.catalog import matches_any
 from bridge.events import Event
-from bridge.store.base import AttemptRecord, Delivery, InboxRecord, Subscriber
+from bridge.store.base import AttemptRecord, Delivery, DeliveryOutcome, InboxRecord, Subscriber
 
 __all__ = [
     "ATTEMPT_COLUMNS",
@@ -21,6 +21,7 @@ __all__ = [
     "inbox_status",
     "matching_subscribers",
     "object_json",
+    "outcome_row",
     "stored_body",
     "subscriber_from_row",
     "subscriber_params",
@@ -227,3 +228,12 @@ def event_from_stored(body: bytes, inbox_payload: bytes | None) -> Event:
             raise ValueError("stored event refers to an inbox row without its object")
         body = body.replace(OBJECT_MARK, shared)
     return Event.from_json(body)
+
+
+def outcome_row(outcome: DeliveryOutcome, now: float) -> tuple[str, float]:
+    """A delivery's new ``(status, next_attempt_at)`` after an attempt with ``outcome``."""
+    if outcome.delivered:
+        return "delivered", now
+    if outcome.next_attempt_at is None:
+        return "dead", now
+    return "pending", outcome.next_attempt_at

@@ -11,6 +11,7 @@ from bridge.store._rows import (
     attempt_from_row,
     event_from_stored,
     matching_subscribers,
+    outcome_row,
 )
 from bridge.store._sqlite_worker import SqliteWorker
 from bridge.store.base import (
@@ -32,6 +33,10 @@ _EVENT = (
 )
 
 
+def _capped(body: str | None) -> str | None:
+    return body[:_RESPONSE_BODY_MAX] if body is not None else None
+
+
 class SqliteDeliveries:
     """Mixed into :class:`bridge.store.sqlite.SqliteStore`."""
 
@@ -40,6 +45,11 @@ class SqliteDeliveries:
 
     def _subs(self, conn: _Conn) -> list[Subscriber]:
         raise NotImplementedError
+
+    def _is_failing(self, conn: _Conn, sid: str) -> bool:
+        """Whether subscriber ``sid`` has a failure streak, from the subscriber cache (this
+        store is the only writer of its file, and every change it makes resets the cache)."""
+        return any(s.failing_since is not None for s in self._subs(conn) if s.id == sid)
 
     async def claim_due(
         self,
@@ -108,9 +118,7 @@ class SqliteDeliveries:
         now: float,
         disable_after_failing_s: float,
     ) -> None:
-        body = outcome.response_body
-        if body is not None and len(body) > _RESPONSE_BODY_MAX:
-            body = body[:_RESPONSE_BODY_MAX]
+        body = _capped(outcome.response_body)
         conn.execute(
             "UPDATE attempts SET finished_at = ?, outcome = ?, status_code = ?,"
             " duration_ms = ?, error = ?, response_body = ? WHERE id = ?",
@@ -124,12 +132,7 @@ class SqliteDeliveries:
                 attempt_id,
             ),
         )
-        if outcome.delivered:
-            status, nxt = "delivered", now
-        elif outcome.next_attempt_at is None:
-            status, nxt = "dead", now
-        else:
-            status, nxt = "pending", outcome.next_attempt_at
+        status, nxt = outcome_row(outcome, now)
         row = conn.execute(
             "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_owner = NULL,"
             " lease_until = NULL, updated_at = ? WHERE id = ? RETURNING subscriber_id",
@@ -175,11 +178,38 @@ class SqliteDeliveries:
         lease_s: float,
         disable_after_failing_s: float,
     ) -> bool:
+        status, nxt = outcome_row(outcome, now)
+
         def tx(conn: _Conn) -> bool:
-            aid = self._start_tx(conn, delivery_id, started_at, owner, lease_s)
-            if aid is None:
+            # One update and one insert: the attempt is written finished, never "pending".
+            row = conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = ?,"
+                " lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND lease_owner = ? AND status = 'pending'"
+                " RETURNING attempts, event_id, subscriber_id",
+                (status, nxt, now, delivery_id, owner),
+            ).fetchone()
+            if row is None:
                 return False
-            self._finish_tx(conn, aid, delivery_id, outcome, now, disable_after_failing_s)
+            conn.execute(
+                "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
+                " finished_at, outcome, status_code, duration_ms, error, response_body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    delivery_id,
+                    row[1],
+                    row[2],
+                    row[0],
+                    started_at,
+                    now,
+                    "succeeded" if outcome.delivered else "failed",
+                    outcome.status_code,
+                    outcome.duration_ms,
+                    outcome.error,
+                    _capped(outcome.response_body),
+                ),
+            )
+            self._track_streak(conn, row[2], outcome, now, disable_after_failing_s)
             return True
 
         return await self._worker.call(tx, durable=False)
@@ -188,6 +218,8 @@ class SqliteDeliveries:
         self, conn: _Conn, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float
     ) -> None:
         if outcome.delivered:
+            if not self._is_failing(conn, sid):  # the usual case: nothing to clear
+                return
             changed = conn.execute(
                 "UPDATE subscribers SET failing_since = NULL WHERE id = ?"
                 " AND failing_since IS NOT NULL",
