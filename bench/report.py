@@ -79,6 +79,8 @@ def _fmt(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return str(v)
 
 
@@ -96,6 +98,11 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
             rows.append((f"ingest p50/p99 ms [{store}]", f"{_fmt(p['p50_ms'])}/{_fmt(p['p99_ms'])}",
                          f"B {_fmt(_get(ing, 'baseline_b', 'p50_ms'))}/"
                          f"{_fmt(_get(ing, 'baseline_b', 'p99_ms'))}", None))  # fmt: skip
+            # Events per second of server CPU: the machine's speed drifts, this does less.
+            per_cpu = p.get("rate_per_server_cpu")
+            b_cpu = _get(ing, "baseline_b", "rate_per_server_cpu")
+            ratio = round(per_cpu / b_cpu, 3) if per_cpu and b_cpu else None
+            rows.append((f"ingest ev per server-CPU-s [{store}]", per_cpu, b_cpu, ratio))
         fan = r.get(f"fanout_{store}")
         if fan:
             rows.append((f"fan-out deliveries/s [{store}]", _get(fan, "paybridge", "rate"),
