@@ -95,14 +95,17 @@ def run_pinned(cmd: list[str], cpu: int | None, timeout_s: float) -> str:
 
 def run_loadgen(url: str, server_pid: int | None = None, **spec: Any) -> dict[str, Any]:
     """One load-generator process against ``url`` (see :mod:`bench.loadgen`), after
-    :func:`settle_disk`; adds the server's CPU utilisation over the run when ``server_pid`` is
-    given."""
+    :func:`settle_disk`; adds the speed of the server core just before the run
+    (:mod:`bench.calibrate`) and the server's CPU utilisation over the run when ``server_pid``
+    is given."""
     spec = {"url": url, "concurrency": 64, "max_s": 120, **spec}
     settle_disk()
+    speed = float(run_pinned(python_cmd("bench.calibrate"), CPUS[0], 60))
     before = cpu_seconds(server_pid) if server_pid else 0.0
     t0 = time.monotonic()
     out = run_pinned(python_cmd("bench.loadgen", orjson.dumps(spec).decode()), CPUS[1], 300)
     result: dict[str, Any] = orjson.loads(out)
+    result["server_core_speed"] = speed  # bench.calibrate, just before the run
     if server_pid:
         # Includes the load generator's start-up (about 0.3 s): an under-estimate.
         used = cpu_seconds(server_pid) - before

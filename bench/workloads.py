@@ -58,7 +58,14 @@ def _ingest_run(ctx: Ctx, server: Server, tag: str, first: bool) -> dict[str, An
 
 def _ingest_summary(runs: list[dict[str, Any]], server: Server) -> dict[str, Any]:
     out = _summary(
-        runs, "rate", "p50_ms", "p99_ms", "server_cpu", "loadgen_cpu", "rate_per_server_cpu"
+        runs,
+        "rate",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu",
+        "loadgen_cpu",
+        "rate_per_server_cpu",
+        "server_core_speed",
     )
     out.update(rss_mb(server.proc.pid))
     return out
@@ -160,6 +167,7 @@ def fanout(ctx: Ctx, store_url: str | None = None, with_baseline: bool = True) -
                     "delivered": stats["good"],
                     "bad_signatures": stats["bad"],
                     "rate": round(stats["good"] / span, 1) if span > 0 else None,
+                    "server_core_speed": load.get("server_core_speed"),
                 }
             )
         if with_baseline:
@@ -204,10 +212,12 @@ def e2e_latency(ctx: Ctx, rate: float = 500.0) -> dict[str, Any]:
                 "webhook_p99_ms": percentile(hook_ms, 99),
                 "bus_seen": len(bus_ms), "bus_p50_ms": percentile(bus_ms, 50),
                 "bus_p99_ms": percentile(bus_ms, 99),
+                "server_cpu": load.get("server_cpu"),
+                "server_core_speed": load.get("server_core_speed"),
             })  # fmt: skip
     return {"rate": rate, **_summary(
         runs, "ack_p50_ms", "ack_p99_ms", "webhook_p50_ms", "webhook_p99_ms",
-        "bus_p50_ms", "bus_p99_ms",
+        "bus_p50_ms", "bus_p99_ms", "server_core_speed",
     )}  # fmt: skip
 
 

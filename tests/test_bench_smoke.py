@@ -53,6 +53,7 @@ def test_bench_ingest_and_fanout_minimal_runs(tmp_path: Path) -> None:
         run = results["ingest_sqlite"][name]["runs"][0]
         assert run["statuses"] == {"200": 40}
         assert run["ok"] == 40
+        assert run["server_core_speed"] > 0  # bench.calibrate ran before the run
     fan = results["fanout_sqlite"]["paybridge"]["runs"][0]
     assert fan["ingested"] == 3
     assert fan["expected"] == 3 * canonical_events_per_request() * N_ENDPOINTS
