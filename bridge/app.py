@@ -88,7 +88,7 @@ def _inbound(provider: str) -> _Handler:
             result = await bridge.ingest(provider, inbound)
         except BridgeError as exc:
             if not isinstance(exc, StoreError):
-                bridge.metrics.inbound.labels(provider, "rejected").inc()
+                bridge.metrics.child(bridge.metrics.inbound, provider, "rejected").inc()
             raise
         return web.json_response(
             {

@@ -361,8 +361,10 @@ class Dispatcher:
     async def _post(self, sub: Subscriber, d: Delivery, attempt_no: int) -> DeliveryOutcome:
         res = await self.sender.send(sub, d.event)
         verdict = classify(res.status, res.error)
-        self.metrics.deliveries.labels("endpoint", verdict.value).inc()
-        self.metrics.delivery_seconds.labels("endpoint").observe(res.duration_ms / 1000)
+        self.metrics.child(self.metrics.deliveries, "endpoint", verdict.value).inc()
+        self.metrics.child(self.metrics.delivery_seconds, "endpoint").observe(
+            res.duration_ms / 1000
+        )
         error = describe_error(res.error) if res.error is not None else None
         if verdict is Outcome.DELIVERED:
             return DeliveryOutcome(True, res.status, None, res.response_body, res.duration_ms)
@@ -390,13 +392,13 @@ class Dispatcher:
             await self.bus.run_handler(name, d.event, timeout_s=self.bus_cfg.handler_timeout_s)
         except Exception as exc:  # a handler's failure is data, never a crash
             ms = (time.perf_counter() - started) * 1000
-            self.metrics.deliveries.labels("handler", "retry").inc()
+            self.metrics.child(self.metrics.deliveries, "handler", "retry").inc()
             delay = self.policy.next_delay_s(attempt_no, self.rand())
             nxt = None if delay is None else self.clock() + delay
             return DeliveryOutcome(False, None, describe_error(exc), None, ms, nxt)
         ms = (time.perf_counter() - started) * 1000
-        self.metrics.deliveries.labels("handler", "delivered").inc()
-        self.metrics.delivery_seconds.labels("handler").observe(ms / 1000)
+        self.metrics.child(self.metrics.deliveries, "handler", "delivered").inc()
+        self.metrics.child(self.metrics.delivery_seconds, "handler").observe(ms / 1000)
         return DeliveryOutcome(True, None, None, None, ms)
 
     def _log_outcome(
@@ -491,5 +493,5 @@ class Dispatcher:
                 f"emitted {len(res.events)}" if res.events else f"dropped (invoice {invoice})",
             )
             for ev in res.events:
-                self.metrics.events.labels(ev.type).inc()
+                self.metrics.child(self.metrics.events, ev.type).inc()
             self.submit(res.deliveries)

@@ -9,9 +9,13 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Event", "Source", "event_id_for"]
+__all__ = ["OBJECT_MARK", "Event", "Source", "event_id_for"]
 
 Source = Literal["stripe", "payment_kit"]
+
+# Stands for ``data.object`` in a body kept without it (:attr:`Event.shared_object`): a byte
+# orjson never writes (it escapes control characters), so replacing it is exact both ways.
+OBJECT_MARK = b"\x01"
 
 
 def event_id_for(event_type: str, dedupe_key: str) -> str:
@@ -84,11 +88,43 @@ class Event(BaseModel):
         """The wire JSON (compact UTF-8), as delivered to endpoints; computed once."""
         return self._json
 
+    def share_object(self, obj: Any, obj_json: bytes) -> bool:
+        """``obj_json`` is ``orjson.dumps(obj)``, already written for the provider request
+        ``obj`` came in. When this event's ``data.object`` is that very object (not a copy),
+        its JSON is written around those bytes instead of serializing the object again, and
+        :attr:`shared_object` lets a store keep the body without it. Returns whether it was."""
+        if self.data.get("object") is not obj or "_json" in self.__dict__:
+            return False
+        marked = orjson.dumps(self._wire({**self.data, "object": orjson.Fragment(OBJECT_MARK)}))
+        # cached_property slots: pydantic leaves them out of equality and copies.
+        self.__dict__["shared_object"] = (marked, obj_json)
+        self.__dict__["_json"] = marked.replace(OBJECT_MARK, obj_json)
+        return True
+
+    @cached_property
+    def shared_object(self) -> tuple[bytes, bytes] | None:
+        """``(body with data.object replaced by OBJECT_MARK, the object's JSON)`` after
+        :meth:`share_object`, else None."""
+        return None
+
     @cached_property
     def _json(self) -> bytes:
         # Every field is JSON-native already (``data`` comes from parsed JSON), so orjson
         # writes the fields directly: the same bytes as model_dump(mode="json"), a lot faster.
-        return orjson.dumps({name: getattr(self, name) for name in _FIELDS})
+        return orjson.dumps(self._wire(self.data))
+
+    def _wire(self, data: dict[str, Any]) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["data"] = data
+        return out
+
+    @classmethod
+    def from_wire(cls, raw: bytes) -> Event:
+        """:meth:`from_json` of bytes written by :meth:`to_json` (a stored body): they are
+        kept as the event's wire JSON instead of being written again."""
+        event = cls.from_json(raw)
+        event.__dict__["_json"] = raw
+        return event
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:

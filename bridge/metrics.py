@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
+
+_M = TypeVar("_M", Counter, Histogram)
 
 
 class Metrics:
@@ -12,6 +16,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.inbound = Counter(
             "paybridge_inbound_requests",
             "Provider webhook requests by source and outcome",
@@ -46,6 +51,16 @@ class Metrics:
             "Deliveries leased by this instance, waiting for a slot",
             registry=self.registry,
         )
+
+    def child(self, metric: _M, *labels: str) -> _M:
+        """``metric.labels(*labels)``, kept for the next time: the hot paths count every
+        request and delivery, and ``labels()`` validates and locks on each call. Label values
+        are bounded (sources, outcomes, catalog event types)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -303,6 +303,7 @@ class Bridge:
         # Before normalizing: the object exactly as parsed from the stored raw body.
         shared = object_json(event.payload) if event.provider == "stripe" else None
         normalized = adapter.normalize(event)
+        _share_object(normalized, event.payload, shared)
         if event.shape == "thin" and self._stripe is not None:
             normalized.fetch_related, normalized.ignored_reason = True, None
         return await self._store(event, normalized, request.body, request.received_at, shared)
@@ -337,11 +338,11 @@ class Bridge:
             if normalized.produces_nothing
             else "stored"
         )
-        self.metrics.inbound.labels(event.provider, outcome).inc()
+        self.metrics.child(self.metrics.inbound, event.provider, outcome).inc()
         if normalized.ignored_reason and not result.duplicate:
             log.info("ignored %s %s: %s", event.provider, event.id, normalized.ignored_reason)
         for ev in result.events:
-            self.metrics.events.labels(ev.type).inc()
+            self.metrics.child(self.metrics.events, ev.type).inc()
         if self.dispatcher is not None:
             self.dispatcher.submit(result.deliveries)
         return result
@@ -416,6 +417,7 @@ class Bridge:
             # Before normalizing: what is stored, and its object, exactly as fetched.
             payload, shared = orjson.dumps(snap.payload), object_json(snap.payload)
             normalized = adapter.normalize(snap)
+            _share_object(normalized, snap.payload, shared)
         fetched = InboxRecord(
             "stripe", f"{thin.id}:fetched", snap.type, self.clock(), payload, shared
         )
@@ -431,7 +433,17 @@ class Bridge:
             local_handlers=self.bus.names,
         )
         for ev in result.events:
-            self.metrics.events.labels(ev.type).inc()
+            self.metrics.child(self.metrics.events, ev.type).inc()
         if self.dispatcher is not None:
             self.dispatcher.submit(result.deliveries)
         return 0 if result.duplicate else 1
+
+
+def _share_object(normalized: Normalized, payload: Any, shared: bytes | None) -> None:
+    """Events whose ``data.object`` is the request's own object are written around its JSON,
+    already computed (``shared``), and stored without it (:meth:`Event.share_object`)."""
+    if shared is None:
+        return
+    obj = payload["data"]["object"]
+    for ev in normalized.events:
+        ev.share_object(obj, shared)

@@ -72,6 +72,38 @@ def test_shared_object_only_when_the_body_holds_this_requests_object() -> None:
     assert of == "evt_shared" and event_from_stored(body, rec.payload).to_json() == pay.to_json()
 
 
+def test_event_written_around_the_requests_object_json() -> None:
+    """Event.share_object: the body is written around the request's object bytes (not
+    serialized again), byte for byte what it would be otherwise, and stored without them."""
+    parsed = orjson.loads(_request(OBJ).payload)
+    rec = InboxRecord(
+        "stripe",
+        "evt_shared",
+        "customer.subscription.created",
+        NOW,
+        _request(OBJ).payload,
+        object_json(parsed),
+    )
+    assert rec.object_json is not None
+    obj = parsed["data"]["object"]
+    plain = _event("customer.subscription.started", obj, previous_attributes={"status": "x"})
+    ev = _event("customer.subscription.started", obj, previous_attributes={"status": "x"})
+    assert ev.share_object(obj, rec.object_json)
+    assert ev.to_json() == plain.to_json() and ev == plain
+    assert ev.model_dump() == plain.model_dump()
+    body, of = stored_body(ev, rec)
+    assert (body, of) == (stored_body(plain, rec)[0], "evt_shared") and body.count(OBJECT_MARK) == 1
+    back = event_from_stored(body, rec.payload)
+    assert back == plain and back.to_json() == plain.to_json()
+    # a copy of the object, or an event already written, is left as it is
+    copy = _event("customer.subscription.created", dict(obj))
+    assert not copy.share_object(obj, rec.object_json) and copy.shared_object is None
+    assert not ev.share_object(obj, rec.object_json)
+    # another request's bytes: found by search, as for any event
+    other = _request(OBJ, "evt_other")
+    assert stored_body(ev, other)[1] == "evt_other"
+
+
 def test_shared_object_missing_from_its_inbox_row_is_an_error() -> None:
     body, _ = stored_body(_event("customer.subscription.created", OBJ), _request(OBJ))
     with pytest.raises(ValueError, match="without its object"):
