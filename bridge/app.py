@@ -58,8 +58,11 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLargeError(f"body over {limit} bytes")
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes")
+        # The parser reads exactly Content-Length bytes: one read, no chunk loop.
+        return await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(65536):
