@@ -118,6 +118,9 @@ class WebhookSender:
             connector=connector,
             timeout=self._timeout,
             trust_env=False,
+            # An endpoint's cookies are never kept, so never sent back with later deliveries
+            # (to it or to another endpoint on the same host).
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
         )
 

@@ -196,6 +196,15 @@ async def test_sender_truncates_response_body_to_1_kib(sender: WebhookSender) ->
     assert res.response_body == "x" * 1024
 
 
+async def test_sender_keeps_no_cookies_from_endpoints(sender: WebhookSender) -> None:
+    async with running(always(200, "ok", {"Set-Cookie": "sid=abc; Path=/"})) as (rcv,):
+        for _ in range(2):
+            # a host name: aiohttp's default jar would keep this cookie (it skips IP hosts)
+            url = rcv.url().replace("127.0.0.1", "localhost")
+            assert (await sender.send(_sub(url), _event())).status == 200
+    assert [r.headers.get("Cookie") for r in rcv.requests] == [None, None]
+
+
 async def test_sender_reports_retry_after_header(sender: WebhookSender) -> None:
     async with running(always(429, "", {"Retry-After": "7"})) as (rcv,):
         res = await sender.send(_sub(rcv.url()), _event())
