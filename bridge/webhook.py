@@ -2,8 +2,9 @@
 
 Schemes (DESIGN.md "Outbound webhook request"): ``standard`` (Standard Webhooks, the default),
 ``stripe`` (``X-Webhook-Signature: t=…,v1=…``) and ``blocklet`` (Blocklet component signature
-over a Payment Kit webhook-event body). The HTTP session refuses private addresses unless
-allowed (:mod:`bridge.ssrf`), follows no redirects and ignores proxy variables.
+over a Payment Kit webhook-event body). The HTTP client (:mod:`bridge.http_client`) refuses
+private addresses unless allowed (:mod:`bridge.ssrf`), follows no redirects, keeps no cookies
+and ignores proxy variables.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from bridge.errors import BridgeError
 from bridge.events import Event
+from bridge.http_client import WebhookHTTP
 from bridge.signing import standard_webhook_headers, stripe_scheme_headers
-from bridge.ssrf import GuardedResolver, check_ip_literal_host, find_unsafe_address_error
+from bridge.ssrf import check_ip_literal_host, find_unsafe_address_error
 from bridge.store.base import Subscriber
 
 __all__ = ["USER_AGENT", "SendResult", "WebhookSender", "build_request", "describe_error"]
@@ -97,38 +99,30 @@ class WebhookSender:
         allow_private_networks: bool,
         app_secret_key: str | None = None,
         clock: Callable[[], float] = time.time,
+        resolver: AbstractResolver | None = None,
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self._allow_private = allow_private_networks
         self._app_secret_key = app_secret_key
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
+        self._resolver = resolver
+        self._http: WebhookHTTP | None = None
         self._targets: dict[str, URL] = {}
 
     async def start(self) -> None:
-        """Open the guarded HTTP session (call once, before :meth:`send`)."""
-        connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(allow_private=self._allow_private),
-            limit=0,
-            limit_per_host=0,
-            ttl_dns_cache=None,
-        )
-        # IP-literal hosts bypass the resolver: send() checks them itself (``_target``).
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            trust_env=False,
-            # An endpoint's cookies are never kept, so never sent back with later deliveries
-            # (to it or to another endpoint on the same host).
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=True,
+        """Open the guarded HTTP client (call once, before :meth:`send`)."""
+        self._http = WebhookHTTP(
+            timeout_s=self._timeout_s,
+            allow_private=self._allow_private,
+            body_limit=_RESPONSE_BODY_MAX,
+            resolver=self._resolver,
         )
 
     async def close(self) -> None:
-        """Close the HTTP session; idempotent."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the HTTP client; idempotent."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def send(self, sub: Subscriber, event: Event) -> SendResult:
         """POST ``event`` to ``sub.url``, signed for ``sub``; no redirects followed.
@@ -136,7 +130,7 @@ class WebhookSender:
         Never raises for a failed attempt: a request that cannot be signed (see
         :func:`build_request`), a refused address, a timeout or a connection error comes back
         as ``SendResult.error``. Raises AssertionError when :meth:`start` was not called."""
-        assert self._session is not None, "WebhookSender.start() was not called"
+        assert self._http is not None, "WebhookSender.start() was not called"
         started = time.perf_counter()
         try:
             body, headers = build_request(
@@ -145,23 +139,20 @@ class WebhookSender:
         except (ValueError, TypeError, BridgeError) as exc:  # a configuration problem
             return SendResult(None, exc, None, None, 0.0)
         try:
-            async with self._session.post(
-                self._target(sub.url or ""), data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                raw = await _read_capped(resp, _RESPONSE_BODY_MAX)
-                return SendResult(
-                    resp.status,
-                    None,
-                    raw.decode("utf-8", "replace"),
-                    resp.headers.get("Retry-After"),
-                    (time.perf_counter() - started) * 1000,
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            resp = await self._http.post(self._target(sub.url or ""), body, headers)
+        except (TimeoutError, OSError, ValueError) as exc:
             return SendResult(None, exc, None, None, (time.perf_counter() - started) * 1000)
+        return SendResult(
+            resp.status,
+            resp.error,
+            resp.body.decode("utf-8", "replace"),
+            resp.headers.get("retry-after"),
+            (time.perf_counter() - started) * 1000,
+        )
 
     def _target(self, url: str) -> URL:
         """``url`` parsed, its host checked if it is an IP literal (host names are checked by
-        :class:`GuardedResolver` when connecting). The verdict on a literal never changes, so
+        :class:`WebhookHTTP` when connecting). The verdict on a literal never changes, so
         it is kept per URL. Raises UnsafeAddressError (an OSError) or ValueError."""
         target = self._targets.get(url)
         if target is None:
@@ -171,20 +162,6 @@ class WebhookSender:
                 self._targets.clear()
             self._targets[url] = target
         return target
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the response body (the rest is never read: the connection is
-    dropped rather than draining a huge or endless body)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await resp.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def describe_error(exc: BaseException) -> str:
