@@ -49,7 +49,9 @@ class SqliteStore(SqliteDeliveries, Store):
 
     def __init__(self, path: str, *, synchronous: Literal["full", "normal"] = "full") -> None:
         self.path = path
-        self._worker = SqliteWorker(path, migrate, synchronous=synchronous)
+        self._worker = SqliteWorker(
+            path, migrate, synchronous=synchronous, on_rollback=self._forget_subscribers
+        )
         self._subscribers: list[Subscriber] | None = None  # cache; the writer thread owns it
 
     @classmethod
@@ -75,6 +77,10 @@ class SqliteStore(SqliteDeliveries, Store):
         self._worker.stop()
 
     # -- helpers run on the writer thread --------------------------------------------------------
+    def _forget_subscribers(self) -> None:
+        """Drop the subscriber cache: it may hold rows read inside work just rolled back."""
+        self._subscribers = None
+
     def _subs(self, conn: _Conn) -> list[Subscriber]:
         if self._subscribers is None:
             rows = conn.execute(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers").fetchall()

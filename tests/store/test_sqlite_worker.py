@@ -90,3 +90,50 @@ def test_sqlite_worker_asks_the_writer_only_for_a_long_wal_with_a_short_tail() -
     assert writer_should_finish(restart + tail, restart)  # long, short tail
     assert not writer_should_finish(restart + tail + 1, restart)  # tail too long to copy now
     assert writer_should_finish(force, 0)  # far too long: copy whatever is left
+
+
+async def test_sqlite_worker_a_failing_job_undoes_only_its_own_work(tmp_path: Path) -> None:
+    """A group runs its jobs without savepoints; when one fails, the whole pass is rolled back
+    (the rollback hook fires) and the group runs again with a savepoint per job: the others
+    commit, once, and only the failing job's writes are gone."""
+    rollbacks: list[int] = []
+    worker = SqliteWorker(
+        str(tmp_path / "w.db"), _init, synchronous="normal", on_rollback=lambda: rollbacks.append(1)
+    )
+    worker.start()
+    runs: dict[str, int] = {}
+
+    def put(conn: sqlite3.Connection, tag: str) -> str:
+        runs[tag] = runs.get(tag, 0) + 1
+        conn.execute("INSERT INTO t VALUES (?)", (tag.encode(),))
+        if tag == "bad":
+            raise ValueError("this job fails after its write")
+        return tag
+
+    def hold(_conn: sqlite3.Connection) -> None:
+        import time
+
+        time.sleep(0.2)  # the writer is busy: the next calls queue up into one group
+
+    try:
+        tags = ["a", "b", "bad", "c"]
+        held = asyncio.ensure_future(worker.call(hold))
+        await asyncio.sleep(0.05)
+        results = await asyncio.gather(*(worker.call(put, t) for t in tags), return_exceptions=True)
+        await held
+        assert results[:2] == ["a", "b"] and results[3] == "c"
+        assert isinstance(results[2], ValueError)
+        stored = await worker.call(lambda c: sorted(r[0] for r in c.execute("SELECT b FROM t")))
+        assert stored == [b"a", b"b", b"c"]
+        # the first pass stops at the failure; the second runs every job
+        assert runs == {"a": 2, "b": 2, "bad": 2, "c": 1}
+        assert len(rollbacks) == 2  # the first pass, then the failing job's savepoint
+        # A group without failures runs each job once.
+        runs.clear()
+        held = asyncio.ensure_future(worker.call(hold))
+        await asyncio.sleep(0.05)
+        assert await asyncio.gather(*(worker.call(put, t) for t in "xyz")) == ["x", "y", "z"]
+        await held
+        assert runs == {"x": 1, "y": 1, "z": 1} and len(rollbacks) == 2
+    finally:
+        worker.stop()
