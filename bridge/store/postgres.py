@@ -85,6 +85,25 @@ _INSERT_DELIVERIES = (
     " FROM unnest($1::text[], $2::text[], $6::bool[], $7::int[]) AS t(e, s, l, a)"
     " RETURNING id, event_id, subscriber_id"
 )
+# A request whose events nobody subscribes to and that touches no PaymentIntent decision (the
+# usual Stripe event: most types have no subscriber) is stored by one statement, so in one
+# round trip and without BEGIN/COMMIT: the inbox row, then (only if it is new) the events as in
+# _INSERT_EVENTS. A statement is atomic, so the request is kept whole or not at all.
+_INGEST_ALONE = (
+    "WITH ins AS (INSERT INTO inbox (provider, provider_event_id, type, received_at, status,"
+    " ignored_reason, event_count, payload) VALUES ($10, $11, $12, $13, $14, $15, $16, $17)"
+    " ON CONFLICT DO NOTHING RETURNING 1),"
+    " locked AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM"
+    " (SELECT DISTINCT hashtextextended('ev:' || x, 0) AS k FROM unnest($1::text[]) AS x"
+    " ORDER BY k) AS keys WHERE EXISTS (SELECT 1 FROM ins)),"
+    " ev AS (INSERT INTO events (id, dedupe_key, type, source, source_event_id, created,"
+    " stored_at, body, object_of) SELECT i, k, t, s, se, c, $7, b, ob FROM unnest($1::text[],"
+    " $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $8::bytea[], $9::text[])"
+    " WITH ORDINALITY AS u(i, k, t, s, se, c, b, ob, o)"
+    " WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT n FROM locked) >= 0"
+    " ORDER BY o ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT EXISTS (SELECT 1 FROM ins) AS first, ARRAY(SELECT id FROM ev) AS new"
+)
 # The first attempt of each leased endpoint delivery, recorded in the ingest transaction so the
 # dispatcher sends it without another commit.
 _INSERT_FIRST_ATTEMPTS = (
@@ -98,6 +117,37 @@ async def _lock(conn: Any, keys: Sequence[str]) -> None:
     """Take transaction advisory locks on ``keys`` in one fixed (sorted) order."""
     if keys:
         await conn.execute(_LOCK_KEYS, list(keys))
+
+
+def _inbox_params(record: InboxRecord, n: Normalized) -> list[Any]:
+    """The inbox row's columns, in the order of the ingest statements."""
+    return [
+        record.provider,
+        record.provider_event_id,
+        record.type,
+        record.received_at,
+        inbox_status(n),
+        n.ignored_reason,
+        len(n.events),
+        record.payload,
+    ]
+
+
+def _event_params(events: Sequence[Event], now: float, record: InboxRecord | None) -> list[Any]:
+    """Parameters $1 to $9 of :data:`_INSERT_EVENTS` and :data:`_INGEST_ALONE` (bodies as
+    :func:`stored_body` keeps them)."""
+    stored = [stored_body(e, record) for e in events]  # see bridge.store._rows
+    return [
+        [e.id for e in events],
+        [e.dedupe_key for e in events],
+        [e.type for e in events],
+        [e.source for e in events],
+        [e.source_event_id for e in events],
+        [e.created for e in events],
+        now,
+        [body for body, _ in stored],
+        [of for _, of in stored],
+    ]
 
 
 def _events_blob(events: Sequence[Event]) -> bytes:
@@ -137,13 +187,19 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
     def _forget_subscribers(self) -> None:
         self._subs_cache = None
 
+    def _fresh_subscribers(self) -> list[Subscriber] | None:
+        """The cached subscribers while they are fresh, else None."""
+        if time.monotonic() - self._subs_loaded_at < self._cache_s:
+            return self._subs_cache
+        return None
+
     async def _cached_subscribers(self, conn: Any) -> list[Subscriber]:
-        fresh = time.monotonic() - self._subs_loaded_at < self._cache_s
-        if self._subs_cache is None or not fresh:
+        subs = self._fresh_subscribers()
+        if subs is None:
             rows = await conn.fetch(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers")
-            self._subs_cache = [subscriber_from_row(r) for r in rows]
+            subs = self._subs_cache = [subscriber_from_row(r) for r in rows]
             self._subs_loaded_at = time.monotonic()
-        return self._subs_cache
+        return subs
 
     # -- transaction bodies -------------------------------------------------------------------
     async def _insert_events(
@@ -158,20 +214,8 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
     ) -> tuple[list[Event], list[Delivery]]:
         if not events:
             return [], []
-        stored = [stored_body(e, record) for e in events]  # see bridge.store._rows
         # One statement for all events (see _INSERT_EVENTS for why it cannot deadlock).
-        rows = await conn.fetch(
-            _INSERT_EVENTS,
-            [e.id for e in events],
-            [e.dedupe_key for e in events],
-            [e.type for e in events],
-            [e.source for e in events],
-            [e.source_event_id for e in events],
-            [e.created for e in events],
-            now,
-            [body for body, _ in stored],
-            [of for _, of in stored],
-        )
+        rows = await conn.fetch(_INSERT_EVENTS, *_event_params(events, now, record))
         new = new_in_order(events, {r["id"] for r in rows})
         subs = await self._cached_subscribers(conn) if new else []
         plan = plan_deliveries(new, subs, local)
@@ -270,14 +314,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             "INSERT INTO inbox (provider, provider_event_id, type, received_at, status,"
             " ignored_reason, event_count, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT DO NOTHING RETURNING 1",
-            record.provider,
-            record.provider_event_id,
-            record.type,
-            record.received_at,
-            inbox_status(n),
-            n.ignored_reason,
-            len(n.events),
-            record.payload,
+            *_inbox_params(record, n),
         )
         if first is None:
             return IngestResult(duplicate=True)
@@ -307,6 +344,9 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         local_handlers: Sequence[str],
     ) -> IngestResult:
         """See :meth:`Store.ingest`; raises :class:`StoreError` (nothing is then kept)."""
+        local = set(local_handlers)
+        if await self._alone(normalized, local):
+            return await self._ingest_alone(record, normalized, now)
         async with self._db.tx() as conn:
             return await self._ingest_tx(
                 conn,
@@ -316,8 +356,34 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
                 correlation_window_s,
                 owner,
                 lease_s,
-                set(local_handlers),
+                local,
             )
+
+    async def _alone(self, n: Normalized, local: set[str]) -> bool:
+        """Whether ``n`` can be stored by :data:`_INGEST_ALONE`: no PaymentIntent links,
+        standalone marks or held decisions, and no subscriber (endpoint, or a handler here or
+        elsewhere) wants any of its events."""
+        if n.links or n.standalone_payment_intents or n.deferred:
+            return False
+        if not n.events:
+            return True
+        subs = self._fresh_subscribers()
+        if subs is None:
+            async with self._db.conn() as conn:
+                subs = await self._cached_subscribers(conn)
+        return not plan_deliveries(n.events, subs, local)
+
+    async def _ingest_alone(self, record: InboxRecord, n: Normalized, now: float) -> IngestResult:
+        events = n.events
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(
+                _INGEST_ALONE,
+                *_event_params(events, now, record),
+                *_inbox_params(record, n),
+            )
+        if not row["first"]:
+            return IngestResult(duplicate=True)
+        return IngestResult(False, new_in_order(events, set(row["new"])), [])
 
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int

@@ -3,6 +3,8 @@ and subscribers. Every test runs against SQLite and PostgreSQL (the ``store`` fi
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.base import Normalized
 from bridge.store.base import Store
 from tests.store.store_factories import (
@@ -53,15 +55,22 @@ async def test_ingest_stores_inbox_events_and_leased_deliveries(store: Store) ->
     assert [d.subscriber_id for d in other] == ["handler:remote"]
 
 
-async def test_ingest_duplicate_provider_event_stores_nothing_new(store: Store) -> None:
-    await store.put_subscriber(endpoint("we_1"))
+@pytest.mark.parametrize("subscribed", [True, False], ids=["subscribed", "no-subscriber"])
+async def test_ingest_duplicate_provider_event_stores_nothing_new(
+    store: Store, subscribed: bool
+) -> None:
+    """With and without a subscriber (PostgreSQL stores the latter in one statement)."""
+    if subscribed:
+        await store.put_subscriber(endpoint("we_1"))
     await ingest(store, "evt_1", normalized(event("cs_1")))
 
     again = await ingest(store, "evt_1", normalized(event("cs_2")))
 
     assert again.duplicate and again.events == [] and again.deliveries == []
     counts = await store.counts()
-    assert (counts["inbox"], counts["events"], counts["pending"]) == (1, 1, 1)
+    assert (counts["inbox"], counts["events"], counts["pending"]) == (1, 1, int(subscribed))
+    fresh = await ingest(store, "evt_2", normalized(event("cs_1"), event("cs_3")))
+    assert not fresh.duplicate and [e.object_id for e in fresh.events] == ["cs_3"]
 
 
 async def test_ingest_same_dedupe_key_from_two_provider_events_keeps_one_event(
