@@ -85,6 +85,9 @@ class Dispatcher:
         self._idle.set()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        # Read when /metrics is scraped, not written on every pump.
+        metrics.in_flight.set_function(lambda: self._total)
+        metrics.queued.set_function(lambda: self._queued)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -175,8 +178,6 @@ class Dispatcher:
                 self._spawn(self._attempt(d))
             if not q:
                 del self._queues[sid]
-        self.metrics.in_flight.set(self._total)
-        self.metrics.queued.set(self._queued)
         if self._total == 0 and not self._queues:
             self._idle.set()
 

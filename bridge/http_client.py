@@ -88,6 +88,13 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
         self.closed = True
 
+    def expire(self) -> None:
+        """The attempt's deadline passed: whatever is still awaited fails with TimeoutError."""
+        if (self.head is not None and not self.head.done()) or (
+            self.done is not None and not self.done.done()
+        ):
+            self._fail(TimeoutError())
+
     def _fail(self, exc: BaseException) -> None:
         self.reusable = False
         for fut in (self.head, self.done):
@@ -199,26 +206,30 @@ class WebhookHTTP:
         deadline = loop.time() + self._timeout_s
         key = self._origin(url)
         request = _request(url, body, headers)  # refused before any connection is made
-        conn: _Connection | None = None
+        conn = self._take_idle(key)
+        if conn is None:
+            async with asyncio.timeout_at(deadline):  # resolve, TCP and TLS handshakes
+                conn = await self._connect(loop, url)
+        # A plain timer, not asyncio.timeout (two per POST measured ~5 % of a delivery's CPU).
+        timer = loop.call_at(deadline, conn.expire)
+        error: BaseException | None = None
         try:
-            async with asyncio.timeout_at(deadline):
-                conn = self._take_idle(key) or await self._connect(loop, url)
+            try:
                 conn.send(request)
                 assert conn.head is not None
                 await conn.head
-        except BaseException:
-            if conn is not None:
+            except BaseException:
                 conn.close()
-            raise
-        # The server has answered: from here on a failure never hides the status.
-        error: BaseException | None = None
-        try:
-            async with asyncio.timeout_at(deadline):
+                raise
+            # The server has answered: from here on a failure never hides the status.
+            try:
                 assert conn.done is not None
                 await conn.done
-        except (TimeoutError, OSError) as exc:
-            error = exc
-            conn.close()
+            except (TimeoutError, OSError) as exc:
+                error = exc
+                conn.close()
+        finally:
+            timer.cancel()
         msg = conn.msg
         if conn.reusable and not conn.closed and error is None:
             self._give_back(key, conn)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -167,6 +168,7 @@ def generate_endpoint_secret() -> str:
     return STANDARD_WEBHOOKS_SECRET_PREFIX + base64.b64encode(key).decode("ascii")
 
 
+@functools.lru_cache(maxsize=1024)
 def _standard_webhooks_key(secret: str) -> bytes:
     if not secret.startswith(STANDARD_WEBHOOKS_SECRET_PREFIX):
         raise ValueError("Standard Webhooks secret must start with 'whsec_'")

@@ -260,10 +260,14 @@ async def test_dispatch_slow_endpoint_does_not_delay_others(start: Start) -> Non
             ids += await _subscribe(client, f"sub_iso_{i}")
         got = await fast.wait_count(len(ids))
         stuck = len(slow.requests)
+        gauges = _gauges(await (await client.get("/metrics")).text())
         gate.set()
         await slow.wait_count(len(ids))
     assert {r.headers["webhook-id"] for r in got} == set(ids)
     assert stuck == 1  # the slow endpoint held its one slot the whole time
+    # read when scraped: the slow endpoint's attempt in flight, the rest queued behind it
+    assert gauges["paybridge_deliveries_queued"] == len(ids) - 1
+    assert gauges["paybridge_deliveries_in_flight"] >= 1
     assert {r.headers["webhook-id"] for r in slow.requests} == set(ids)
 
 
@@ -286,6 +290,16 @@ async def test_dispatch_pending_retries_resume_after_restart(start: Start, tmp_p
         )
     for r in delivered:
         Webhook(ep["secret"]).verify(r.body, dict(r.headers))
+
+
+def _gauges(metrics: str) -> dict[str, float]:
+    """Unlabelled samples of a Prometheus text exposition."""
+    out: dict[str, float] = {}
+    for line in metrics.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out
 
 
 def _pending_in_file(tmp_path: Path) -> int:
