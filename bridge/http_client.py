@@ -117,6 +117,12 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ResponseError(f"malformed HTTP response: {exc}"))
 
+    def eof_received(self) -> bool | None:
+        """The server closed its side: this connection takes no further request (the
+        transport closes; a body running until the close is complete then)."""
+        self.reusable = False
+        return None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
@@ -257,7 +263,9 @@ class WebhookHTTP:
         now = time.monotonic()
         while conns:
             conn = conns.pop()
-            if not conn.closed and now - conn.idle_since < self._keepalive_s:
+            transport = conn.transport
+            alive = not conn.closed and transport is not None and not transport.is_closing()
+            if alive and now - conn.idle_since < self._keepalive_s:
                 return conn
             conn.close()
         return None

@@ -357,3 +357,24 @@ async def test_https_verifies_the_certificate_for_the_host_name(tmp_path: Path) 
         server.close()
         await server.wait_closed()
     assert (resp.status, resp.body) == (200, b"TLS")
+
+
+async def test_connection_idle_past_keepalive_is_not_reused() -> None:
+    connections = 0
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:  # this server would keep the connection open for ever
+            await _read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    client = _client(keepalive_s=0.05)
+    async with raw_server(script) as (url, _):
+        assert (await client.post(url, b"{}", {})).status == 200
+        assert (await client.post(url, b"{}", {})).status == 200  # reused at once
+        await asyncio.sleep(0.1)
+        assert (await client.post(url, b"{}", {})).status == 200
+    await client.close()
+    assert connections == 2
