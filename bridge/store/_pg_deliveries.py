@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from bridge.errors import StoreError
 from bridge.events import Event
 from bridge.store._pg_conn import PgPool
 from bridge.store._rows import (
@@ -22,18 +24,71 @@ __all__ = ["PgDeliveries"]
 
 _RESPONSE_BODY_MAX = 1024
 
-# A delivered attempt: the attempt row, the delivery row, and the end of the subscriber's
-# failure streak if it had one, in one statement (data-modifying WITH parts always run to
-# completion), so one round trip where a transaction took five.
+# Delivered attempts, many in one statement: the attempt rows, the delivery rows, and the end of
+# the failure streaks of their subscribers (locked in id order: two instances never wait on each
+# other's subscriber rows in a cycle; attempt and delivery rows are only ever this instance's,
+# under its lease). Data-modifying WITH parts always run to completion.
 _FINISH_DELIVERED = (
-    "WITH a AS (UPDATE attempts SET finished_at = $1, outcome = 'succeeded', status_code = $2,"
-    " duration_ms = $3, error = $4, response_body = $5 WHERE id = $6),"
-    " d AS (UPDATE deliveries SET status = 'delivered', next_attempt_at = $1,"
-    " lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE id = $7"
-    " RETURNING subscriber_id)"
-    " UPDATE subscribers SET failing_since = NULL WHERE id = (SELECT subscriber_id FROM d)"
-    " AND failing_since IS NOT NULL"
-)  # An event's stored body and the raw request whose object it refers to (if any).
+    "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::float8[],"
+    " $5::text[], $6::text[], $7::float8[]) AS v(attempt_id, delivery_id, status_code,"
+    " duration_ms, error, body, at)),"
+    " a AS (UPDATE attempts t SET finished_at = v.at, outcome = 'succeeded',"
+    " status_code = v.status_code, duration_ms = v.duration_ms, error = v.error,"
+    " response_body = v.body FROM v WHERE t.id = v.attempt_id),"
+    " d AS (UPDATE deliveries t SET status = 'delivered', next_attempt_at = v.at,"
+    " lease_owner = NULL, lease_until = NULL, updated_at = v.at FROM v"
+    " WHERE t.id = v.delivery_id RETURNING t.subscriber_id)"
+    " UPDATE subscribers SET failing_since = NULL WHERE id IN (SELECT id FROM subscribers"
+    " WHERE id IN (SELECT subscriber_id FROM d) AND failing_since IS NOT NULL"
+    " ORDER BY id FOR UPDATE)"
+)
+_Row = tuple[int, int, int | None, float | None, str | None, str | None, float]
+
+
+class DeliveredOutcomes:
+    """Writes the outcomes of delivered attempts together, like SQLite's group commit: a
+    call waits for the statement that carries its row; while one statement runs, later calls
+    gather for the next (no timer: a lone outcome is written at once). At 5,000 deliveries/s a
+    round trip per outcome was most of what PostgreSQL fan-out cost."""
+
+    def __init__(self, db: PgPool, on_streak_cleared: Callable[[], None]) -> None:
+        self._db = db
+        self._cleared = on_streak_cleared
+        self._waiting: list[tuple[_Row, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, row: _Row) -> None:
+        """Raises :class:`StoreError` when the statement carrying ``row`` failed."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, fut))
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    columns = [list(col) for col in zip(*(r for r, _ in batch), strict=True)]
+                    async with self._db.conn(durable=False) as conn:
+                        done = await conn.execute(_FINISH_DELIVERED, *columns)
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(StoreError(f"outcomes not recorded: {exc}"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                if done != "UPDATE 0":  # failure streaks were cleared
+                    self._cleared()
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        finally:
+            self._task = None
+
+
 _EVENT = (
     "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
     " ON i.provider = e.source AND i.provider_event_id = e.object_of"
@@ -104,6 +159,7 @@ class PgDeliveries:
     """Mixed into :class:`bridge.store.postgres.PostgresStore`."""
 
     _db: PgPool
+    _delivered: DeliveredOutcomes
 
     def _forget_subscribers(self) -> None:
         raise NotImplementedError
@@ -164,20 +220,18 @@ class PgDeliveries:
         if body is not None and len(body) > _RESPONSE_BODY_MAX:
             body = body[:_RESPONSE_BODY_MAX]
         status, nxt = outcome_row(outcome, now)
-        if outcome.delivered:  # the usual case: one statement, one round trip
-            async with self._db.conn(durable=False) as conn:
-                done = await conn.execute(
-                    _FINISH_DELIVERED,
-                    now,
+        if outcome.delivered:  # the usual case: written with the others waiting
+            await self._delivered.record(
+                (
+                    attempt_id,
+                    delivery_id,
                     outcome.status_code,
                     outcome.duration_ms,
                     outcome.error,
                     body,
-                    attempt_id,
-                    delivery_id,
+                    now,
                 )
-            if done != "UPDATE 0":  # a failure streak was cleared
-                self._forget_subscribers()
+            )
             return
         async with self._db.tx(durable=False) as conn:
             await conn.execute(

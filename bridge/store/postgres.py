@@ -37,7 +37,7 @@ import orjson
 from adapters.base import Deferred, Normalized
 from bridge.events import Event
 from bridge.store._pg_conn import PgPool
-from bridge.store._pg_deliveries import PgDeliveries
+from bridge.store._pg_deliveries import DeliveredOutcomes, PgDeliveries
 from bridge.store._pg_subscribers import PgSubscribers
 from bridge.store._rows import (
     SUBSCRIBER_COLUMNS,
@@ -173,6 +173,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         self._db = PgPool(
             url, min_size=min_size, max_size=max_size, command_timeout_s=command_timeout_s
         )
+        self._delivered = DeliveredOutcomes(self._db, self._forget_subscribers)
         self._cache_s = subscriber_cache_s
         self._subs_cache: list[Subscriber] | None = None
         self._subs_loaded_at = 0.0

@@ -304,3 +304,65 @@ async def test_postgres_bookkeeping_commits_do_not_wait_for_the_wal_flush(
     with pytest.raises(StoreError, match="not open"):
         async with db.conn(durable=False):
             pass
+
+
+async def test_postgres_delivered_outcomes_written_together(
+    pg_store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes of delivered attempts that arrive while a statement runs share the next one:
+    every row is written, a failure streak is cleared, and a failing statement fails every
+    waiter with StoreError."""
+    from bridge.store.base import DeliveryOutcome
+
+    await pg_store.put_subscriber(endpoint("we_1"))
+    await pg_store.put_subscriber(endpoint("we_2"))
+    deliveries: list[Delivery] = []
+    for i in range(30):
+        deliveries += (await ingest(pg_store, f"evt_{i}", normalized(event(f"cs_{i}")))).deliveries
+    assert len(deliveries) == 60 and all(d.attempt_id is not None for d in deliveries)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("UPDATE subscribers SET failing_since = $1 WHERE id = 'we_2'", NOW)
+    finally:
+        await conn.close()
+    statements = 0
+    real_execute = asyncpg.connection.Connection.execute
+
+    async def counting(self: asyncpg.Connection, query: str, *args: object) -> str:
+        nonlocal statements
+        statements += "unnest($1::bigint[], $2::bigint[]" in query
+        return str(await real_execute(self, query, *args))
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", counting)
+    ok = DeliveryOutcome(delivered=True, status_code=200, response_body="ok", duration_ms=3.0)
+    await asyncio.gather(
+        *(
+            pg_store.finish_attempt(
+                d.attempt_id or 0, d.id, ok, now=NOW + 1, disable_after_failing_s=3600
+            )
+            for d in deliveries[:50]
+        )
+    )
+    assert 1 <= statements < 50  # together, not one round trip each
+    page = await pg_store.list_attempts(limit=100)
+    done = {a.delivery_id: a for a in page.items if a.status == "succeeded"}
+    assert set(done) == {d.id for d in deliveries[:50]}
+    assert {(a.status_code, a.response_body) for a in done.values()} == {(200, "ok")}
+    assert (await pg_store.counts())["pending"] == 10
+    sub = await pg_store.get_subscriber("we_2")
+    assert sub is not None and sub.failing_since is None
+
+    async def broken(self: asyncpg.Connection, query: str, *args: object) -> str:
+        raise asyncpg.PostgresConnectionError("connection lost")
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", broken)
+    rest = await asyncio.gather(
+        *(
+            pg_store.finish_attempt(
+                d.attempt_id or 0, d.id, ok, now=NOW + 2, disable_after_failing_s=3600
+            )
+            for d in deliveries[50:]
+        ),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, StoreError) for r in rest)
