@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.errors import StoreError
 from bridge.events import Event
+from bridge.store._pg_batch import Gathered
 from bridge.store._pg_conn import PgPool
 from bridge.store._rows import (
     ATTEMPT_COLUMNS,
@@ -46,47 +45,25 @@ _Row = tuple[int, int, int | None, float | None, str | None, str | None, float]
 
 
 class DeliveredOutcomes:
-    """Writes the outcomes of delivered attempts together, like SQLite's group commit: a
-    call waits for the statement that carries its row; while one statement runs, later calls
-    gather for the next (no timer: a lone outcome is written at once). At 5,000 deliveries/s a
-    round trip per outcome was most of what PostgreSQL fan-out cost."""
+    """Writes the outcomes of delivered attempts together (:class:`Gathered`): at 5,000
+    deliveries/s a round trip per outcome was most of what PostgreSQL fan-out cost."""
 
     def __init__(self, db: PgPool, on_streak_cleared: Callable[[], None]) -> None:
         self._db = db
         self._cleared = on_streak_cleared
-        self._waiting: list[tuple[_Row, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._gathered: Gathered[_Row, None] = Gathered(self._write)
 
     async def record(self, row: _Row) -> None:
         """Raises :class:`StoreError` when the statement carrying ``row`` failed."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, fut))
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._flush())
-        await fut
+        await self._gathered.submit(row)
 
-    async def _flush(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    columns = [list(col) for col in zip(*(r for r, _ in batch), strict=True)]
-                    async with self._db.conn(durable=False) as conn:
-                        done = await conn.execute(_FINISH_DELIVERED, *columns)
-                except BaseException as exc:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(StoreError(f"outcomes not recorded: {exc}"))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                if done != "UPDATE 0":  # failure streaks were cleared
-                    self._cleared()
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
-        finally:
-            self._task = None
+    async def _write(self, rows: list[_Row]) -> list[None]:
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        async with self._db.conn(durable=False) as conn:
+            done = await conn.execute(_FINISH_DELIVERED, *columns)
+        if done != "UPDATE 0":  # failure streaks were cleared
+            self._cleared()
+        return [None] * len(rows)
 
 
 _EVENT = (

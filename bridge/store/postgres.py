@@ -35,7 +35,9 @@ from typing import Any
 import orjson
 
 from adapters.base import Deferred, Normalized
+from bridge.errors import StoreError
 from bridge.events import Event
+from bridge.store._pg_batch import Gathered
 from bridge.store._pg_conn import PgPool
 from bridge.store._pg_deliveries import DeliveredOutcomes, PgDeliveries
 from bridge.store._pg_subscribers import PgSubscribers
@@ -104,6 +106,33 @@ _INGEST_ALONE = (
     " ORDER BY o ON CONFLICT DO NOTHING RETURNING id)"
     " SELECT EXISTS (SELECT 1 FROM ins) AS first, ARRAY(SELECT id FROM ev) AS new"
 )
+# Several such requests at once (:class:`bridge.store._pg_batch.Gathered`): the inbox rows in
+# key order (two instances inserting overlapping provider events never wait on each other in a
+# cycle; a provider event twice in the batch is won by its first occurrence), then the events of
+# the requests whose inbox row is new, under the same sorted advisory locks as _INSERT_EVENTS, in
+# request order (an event twice in the batch goes to its first request).
+_INGEST_MANY = (
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[],"
+    " $5::text[], $6::text[], $7::int[], $8::bytea[]) WITH ORDINALITY"
+    " AS r(provider, peid, type, received_at, status, reason, n, payload, o)),"
+    " ins AS (INSERT INTO inbox (provider, provider_event_id, type, received_at, status,"
+    " ignored_reason, event_count, payload) SELECT provider, peid, type, received_at, status,"
+    " reason, n, payload FROM r ORDER BY provider, peid, o ON CONFLICT DO NOTHING"
+    " RETURNING provider, provider_event_id),"
+    " won AS (SELECT min(r.o) AS o FROM r JOIN ins ON ins.provider = r.provider"
+    " AND ins.provider_event_id = r.peid GROUP BY r.provider, r.peid),"
+    " e AS (SELECT * FROM unnest($9::bigint[], $10::text[], $11::text[], $12::text[],"
+    " $13::text[], $14::text[], $15::bigint[], $16::float8[], $17::bytea[], $18::text[])"
+    " WITH ORDINALITY AS e(req, id, k, t, s, se, c, at, b, ob, eo)"
+    " WHERE e.req IN (SELECT o FROM won)),"
+    " locked AS (SELECT count(pg_advisory_xact_lock(x)) AS n FROM"
+    " (SELECT DISTINCT hashtextextended('ev:' || id, 0) AS x FROM e ORDER BY x) AS keys),"
+    " ev AS (INSERT INTO events (id, dedupe_key, type, source, source_event_id, created,"
+    " stored_at, body, object_of) SELECT id, k, t, s, se, c, at, b, ob FROM e"
+    " WHERE (SELECT n FROM locked) >= 0 ORDER BY req, eo ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT ARRAY(SELECT o FROM won) AS won, ARRAY(SELECT id FROM ev) AS new"
+)
+_Alone = tuple[InboxRecord, Normalized, float]
 # The first attempt of each leased endpoint delivery, recorded in the ingest transaction so the
 # dispatcher sends it without another commit.
 _INSERT_FIRST_ATTEMPTS = (
@@ -174,6 +203,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             url, min_size=min_size, max_size=max_size, command_timeout_s=command_timeout_s
         )
         self._delivered = DeliveredOutcomes(self._db, self._forget_subscribers)
+        self._alone_ingests: Gathered[_Alone, IngestResult] = Gathered(self._write_alone)
         self._cache_s = subscriber_cache_s
         self._subs_cache: list[Subscriber] | None = None
         self._subs_loaded_at = 0.0
@@ -347,7 +377,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         """See :meth:`Store.ingest`; raises :class:`StoreError` (nothing is then kept)."""
         local = set(local_handlers)
         if await self._alone(normalized, local):
-            return await self._ingest_alone(record, normalized, now)
+            return await self._alone_ingests.submit((record, normalized, now))
         async with self._db.tx() as conn:
             return await self._ingest_tx(
                 conn,
@@ -373,6 +403,47 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             async with self._db.conn() as conn:
                 subs = await self._cached_subscribers(conn)
         return not plan_deliveries(n.events, subs, local)
+
+    async def _write_alone(self, items: list[_Alone]) -> list[IngestResult | BaseException]:
+        """Store requests that need no transaction (:meth:`_alone`): one statement for all.
+        When it fails, each is tried on its own, so a request that cannot be stored fails
+        alone."""
+        if len(items) > 1:
+            try:
+                return await self._ingest_many(items)
+            except StoreError:
+                pass
+        out: list[IngestResult | BaseException] = []
+        for item in items:
+            try:
+                out.append(await self._ingest_alone(*item))
+            except StoreError as exc:
+                out.append(exc)
+        return out
+
+    async def _ingest_many(self, items: list[_Alone]) -> list[IngestResult | BaseException]:
+        inbox = [_inbox_params(record, n) for record, n, _ in items]
+        events: list[list[Any]] = [[] for _ in range(10)]
+        for o, (record, n, now) in enumerate(items, 1):
+            params = _event_params(n.events, now, record)
+            per_event = [*params[:6], [now] * len(n.events), *params[7:]]
+            events[0] += [o] * len(n.events)
+            for column, values in zip(events[1:], per_event, strict=True):
+                column += values
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(
+                _INGEST_MANY, *(list(col) for col in zip(*inbox, strict=True)), *events
+            )
+        won, new = set(row["won"]), set(row["new"])
+        out: list[IngestResult | BaseException] = []
+        for o, (_, n, _) in enumerate(items, 1):
+            if o not in won:
+                out.append(IngestResult(duplicate=True))
+                continue
+            mine = new_in_order(n.events, new)
+            new.difference_update(e.id for e in mine)  # an event twice: its first request's
+            out.append(IngestResult(False, mine, []))
+        return out
 
     async def _ingest_alone(self, record: InboxRecord, n: Normalized, now: float) -> IngestResult:
         events = n.events

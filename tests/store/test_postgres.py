@@ -4,6 +4,7 @@ and reconnection. "Instances" are separate PostgresStore objects, each with its 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -366,3 +367,63 @@ async def test_postgres_delivered_outcomes_written_together(
         return_exceptions=True,
     )
     assert all(isinstance(r, StoreError) for r in rest)
+
+
+async def test_postgres_unsubscribed_requests_stored_together(
+    pg_store: PostgresStore, open_pg_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests nobody subscribes to are stored many per statement: a provider event twice in
+    one batch is won by its first request, a fact twice goes to its first request, events
+    keep their order, and a request the database refuses fails alone."""
+    batches: list[int] = []
+    many = pg_store._ingest_many
+
+    async def counted(items: list[Any]) -> list[Any]:
+        out = await many(items)
+        batches.append(len(items))
+        return out
+
+    monkeypatch.setattr(pg_store, "_ingest_many", counted)
+    await ingest(pg_store, "evt_warm", normalized(event("w_0")))  # loads the subscriber cache
+    a, b, a_again, c, d = await asyncio.gather(
+        ingest(pg_store, "evt_a", normalized(event("cs_1"), event("in_1", "invoice.paid"))),
+        ingest(pg_store, "evt_b", normalized(event("cs_2"))),
+        ingest(pg_store, "evt_a", normalized(event("cs_9"))),  # the same provider event again
+        ingest(pg_store, "evt_c", normalized(event("cs_2"), event("cs_3"))),  # cs_2 again
+        ingest(pg_store, "evt_d", normalized()),  # means nothing
+    )
+    assert batches == [5]  # one statement for the five
+    (bad, fine) = await asyncio.gather(
+        ingest(pg_store, "evt\x00bad", normalized(event("cs_4"))),  # PostgreSQL refuses NUL
+        ingest(pg_store, "evt_e", normalized(event("cs_5"))),
+        return_exceptions=True,
+    )
+    assert isinstance(fine, IngestResult) and [e.object_id for e in fine.events] == ["cs_5"]
+    assert isinstance(a, IngestResult) and [e.object_id for e in a.events] == ["cs_1", "in_1"]
+    assert isinstance(b, IngestResult) and [e.object_id for e in b.events] == ["cs_2"]
+    assert isinstance(a_again, IngestResult) and a_again.duplicate and a_again.events == []
+    assert isinstance(c, IngestResult) and [e.object_id for e in c.events] == ["cs_3"]
+    assert isinstance(d, IngestResult) and not d.duplicate and d.events == []
+    assert isinstance(bad, StoreError)
+    counts = await pg_store.counts()
+    assert (counts["inbox"], counts["events"]) == (6, 6)
+    listed = await pg_store.list_events(limit=None)
+    assert [e.object_id for e in reversed(listed.items)] == [
+        "w_0",
+        "cs_1",
+        "in_1",
+        "cs_2",
+        "cs_3",
+        "cs_5",
+    ]
+    # two instances storing overlapping requests at once: one winner per provider event
+    other = await open_pg_store()
+    results = await asyncio.gather(
+        *(
+            ingest(s, f"evt_x{i}", normalized(event(f"x_{i}")))
+            for i in range(20)
+            for s in (pg_store, other)
+        )
+    )
+    assert sum(not r.duplicate for r in results) == 20
+    assert sum(len(r.events) for r in results) == 20
