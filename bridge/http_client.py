@@ -263,20 +263,28 @@ class WebhookHTTP:
         now = time.monotonic()
         while conns:
             conn = conns.pop()
-            transport = conn.transport
-            alive = not conn.closed and transport is not None and not transport.is_closing()
-            if alive and now - conn.idle_since < self._keepalive_s:
+            if self._usable(conn, now):
                 return conn
-            conn.close()
         return None
 
     def _give_back(self, key: tuple[str, str, int], conn: _Connection) -> None:
-        conns = self._idle.setdefault(key, [])
+        now = time.monotonic()
+        # Connections the server closed or that idled too long go now, not at the next take.
+        conns = [c for c in self._idle.get(key, ()) if self._usable(c, now)]
+        self._idle[key] = conns
         if len(conns) >= _IDLE_PER_ORIGIN or self._closed:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.idle_since = now
         conns.append(conn)
+
+    def _usable(self, conn: _Connection, now: float) -> bool:
+        transport = conn.transport
+        alive = not conn.closed and transport is not None and not transport.is_closing()
+        if alive and now - conn.idle_since < self._keepalive_s:
+            return True
+        conn.close()
+        return False
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, url: URL) -> _Connection:
         host, port = url.raw_host or "", url.port or 0

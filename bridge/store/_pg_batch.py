@@ -23,8 +23,15 @@ class Gathered(Generic[T, R]):
     """``write(items)`` returns one result per item, or an exception for that item alone;
     an exception raised by ``write`` itself fails every item of the batch (StoreError)."""
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
+        *,
+        max_batch: int = 256,
+    ) -> None:
+        """``max_batch`` bounds one statement (its parameters, its locks, its duration)."""
         self._write = write
+        self._max = max_batch
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -39,7 +46,7 @@ class Gathered(Generic[T, R]):
     async def _flush(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting, []
+                batch, self._waiting = self._waiting[: self._max], self._waiting[self._max :]
                 try:
                     results = await self._write([item for item, _ in batch])
                 except BaseException as exc:
