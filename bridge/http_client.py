@@ -126,18 +126,14 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        head = self.head
-        head_seen = head is not None and head.done() and not head.cancelled()
-        if (
-            head_seen
-            and head is not None
-            and head.exception() is None
-            and self.done is not None
-            and not self.done.done()
-        ):
+        head, done = self.head, self.done
+        head_seen = (
+            head is not None and head.done() and not head.cancelled() and not head.exception()
+        )
+        if head_seen and done is not None and not done.done():
             # A body without Content-Length runs until the server closes; any other body
             # cut short still came after the status, which stands.
-            self.done.set_result(None)
+            done.set_result(None)
         elif self.head is not None and not self.head.done():
             err = ResponseError("connection closed before a response")
             if exc is not None:

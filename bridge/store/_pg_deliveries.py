@@ -66,6 +66,7 @@ class DeliveredOutcomes:
         return [None] * len(rows)
 
 
+# An event's stored body and the raw request whose object it refers to (if any).
 _EVENT = (
     "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
     " ON i.provider = e.source AND i.provider_event_id = e.object_of"

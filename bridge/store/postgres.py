@@ -87,29 +87,13 @@ _INSERT_DELIVERIES = (
     " FROM unnest($1::text[], $2::text[], $6::bool[], $7::int[]) AS t(e, s, l, a)"
     " RETURNING id, event_id, subscriber_id"
 )
-# A request whose events nobody subscribes to and that touches no PaymentIntent decision (the
-# usual Stripe event: most types have no subscriber) is stored by one statement, so in one
-# round trip and without BEGIN/COMMIT: the inbox row, then (only if it is new) the events as in
-# _INSERT_EVENTS. A statement is atomic, so the request is kept whole or not at all.
-_INGEST_ALONE = (
-    "WITH ins AS (INSERT INTO inbox (provider, provider_event_id, type, received_at, status,"
-    " ignored_reason, event_count, payload) VALUES ($10, $11, $12, $13, $14, $15, $16, $17)"
-    " ON CONFLICT DO NOTHING RETURNING 1),"
-    " locked AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM"
-    " (SELECT DISTINCT hashtextextended('ev:' || x, 0) AS k FROM unnest($1::text[]) AS x"
-    " ORDER BY k) AS keys WHERE EXISTS (SELECT 1 FROM ins)),"
-    " ev AS (INSERT INTO events (id, dedupe_key, type, source, source_event_id, created,"
-    " stored_at, body, object_of) SELECT i, k, t, s, se, c, $7, b, ob FROM unnest($1::text[],"
-    " $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $8::bytea[], $9::text[])"
-    " WITH ORDINALITY AS u(i, k, t, s, se, c, b, ob, o)"
-    " WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT n FROM locked) >= 0"
-    " ORDER BY o ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT EXISTS (SELECT 1 FROM ins) AS first, ARRAY(SELECT id FROM ev) AS new"
-)
-# Several such requests at once (:class:`bridge.store._pg_batch.Gathered`): the inbox rows in
-# key order (two instances inserting overlapping provider events never wait on each other in a
-# cycle; a provider event twice in the batch is won by its first occurrence), then the events of
-# the requests whose inbox row is new, under the same sorted advisory locks as _INSERT_EVENTS, in
+# Requests whose events nobody subscribes to and that touch no PaymentIntent decision (the usual
+# Stripe event: most types have no subscriber) need no transaction of their own: a statement is
+# atomic, so each is kept whole or not at all. Those arriving together are stored by one
+# statement (:class:`bridge.store._pg_batch.Gathered`): the inbox rows in key order (two
+# instances inserting overlapping provider events never wait on each other in a cycle; a
+# provider event twice in the batch is won by its first occurrence), then the events of the
+# requests whose inbox row is new, under the same sorted advisory locks as _INSERT_EVENTS, in
 # request order (an event twice in the batch goes to its first request).
 _INGEST_MANY = (
     "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[],"
@@ -163,8 +147,8 @@ def _inbox_params(record: InboxRecord, n: Normalized) -> list[Any]:
 
 
 def _event_params(events: Sequence[Event], now: float, record: InboxRecord | None) -> list[Any]:
-    """Parameters $1 to $9 of :data:`_INSERT_EVENTS` and :data:`_INGEST_ALONE` (bodies as
-    :func:`stored_body` keeps them)."""
+    """Parameters $1 to $9 of :data:`_INSERT_EVENTS` (bodies as :func:`stored_body` keeps
+    them)."""
     stored = [stored_body(e, record) for e in events]  # see bridge.store._rows
     return [
         [e.id for e in events],
@@ -391,7 +375,7 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             )
 
     async def _alone(self, n: Normalized, local: set[str]) -> bool:
-        """Whether ``n`` can be stored by :data:`_INGEST_ALONE`: no PaymentIntent links,
+        """Whether ``n`` can be stored by :data:`_INGEST_MANY`: no PaymentIntent links,
         standalone marks or held decisions, and no subscriber (endpoint, or a handler here or
         elsewhere) wants any of its events."""
         if n.links or n.standalone_payment_intents or n.deferred:
@@ -408,15 +392,15 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
         """Store requests that need no transaction (:meth:`_alone`): one statement for all.
         When it fails, each is tried on its own, so a request that cannot be stored fails
         alone."""
-        if len(items) > 1:
-            try:
-                return await self._ingest_many(items)
-            except StoreError:
-                pass
+        try:
+            return await self._ingest_many(items)
+        except StoreError as exc:
+            if len(items) == 1:
+                return [exc]
         out: list[IngestResult | BaseException] = []
         for item in items:
             try:
-                out.append(await self._ingest_alone(*item))
+                out += await self._ingest_many([item])
             except StoreError as exc:
                 out.append(exc)
         return out
@@ -444,18 +428,6 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             new.difference_update(e.id for e in mine)  # an event twice: its first request's
             out.append(IngestResult(False, mine, []))
         return out
-
-    async def _ingest_alone(self, record: InboxRecord, n: Normalized, now: float) -> IngestResult:
-        events = n.events
-        async with self._db.conn() as conn:
-            row = await conn.fetchrow(
-                _INGEST_ALONE,
-                *_event_params(events, now, record),
-                *_inbox_params(record, n),
-            )
-        if not row["first"]:
-            return IngestResult(duplicate=True)
-        return IngestResult(False, new_in_order(events, set(row["new"])), [])
 
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int
