@@ -4,9 +4,9 @@ Callers submit a function ``fn(conn, *args)``; the thread drains everything wait
 all inside one transaction, commits once, and then resolves every caller's future. A failing
 function undoes only its own work: the group is then run again with a SAVEPOINT per function
 (``_run_all``); a failing COMMIT fails the whole group. An idle store commits a lone request at
-once; a busy one (the last commit under 10 ms ago) lets a group wait up to 2 ms for company
-(``_COMMIT_DELAY_S``), so requests arriving a few milliseconds apart share an fsync. A fixed
-timer on every commit would halve throughput (PITFALLS.md).
+once; after a group that had company, the next waits up to 2 ms for more (``_COMMIT_DELAY_S``),
+so requests arriving a few milliseconds apart share an fsync. A fixed timer on every commit
+would halve throughput (PITFALLS.md).
 
 Durable and bookkeeping work: with ``synchronous=full`` a group that holds at least one
 ``durable`` job (an ingest, an admin change) is fsynced before anyone hears of it; a group of
@@ -47,13 +47,13 @@ _Result = tuple["asyncio.Future[Any]", Any, BaseException | None]
 _STOP = object()
 _FINISH_CHECKPOINT = object()
 _MAX_BATCH = 512
-# Commit delay (PostgreSQL's ``commit_delay`` idea): when the previous group committed less
-# than _BUSY_S ago, a new group waits up to _COMMIT_DELAY_S for more work before it commits.
-# At 500 requests/s (one every 2 ms) every request otherwise committed alone: an fsync and the
-# same index pages rewritten into the WAL per request, 0.7 ms of writer CPU per event with a
-# webhook and a bus handler. An idle store commits at once.
+# Commit delay (PostgreSQL's ``commit_delay`` idea): when the previous group had company (more
+# than one job, or more work already waiting when it committed), a new group waits up to
+# _COMMIT_DELAY_S for more work before it commits. At 500 requests/s (one every 2 ms) every
+# request otherwise committed alone: an fsync and the same index pages rewritten into the WAL per
+# request, 0.7 ms of writer CPU per event with a webhook and a bus handler. A lone caller (an
+# idle store, or one client posting one request after another) commits at once.
 _COMMIT_DELAY_S = 0.002
-_BUSY_S = 0.010
 _CHECKPOINT_INTERVAL_S = 0.25
 # The WAL only starts over (and stops growing) once a checkpoint has copied *every* frame and the
 # next write begins. Under steady writes the background checkpoint never quite catches up, so
@@ -192,7 +192,7 @@ class SqliteWorker:
             self._ready.set()
             return
         self._ready.set()
-        last_commit = 0.0
+        company = False
         try:
             while True:
                 first = self._queue.get()
@@ -203,8 +203,7 @@ class SqliteWorker:
                     continue
                 batch: list[_Job] = [first]
                 stop = checkpoint = False
-                now = time.monotonic()
-                wait_until = now + _COMMIT_DELAY_S if now - last_commit < _BUSY_S else 0.0
+                wait_until = time.monotonic() + _COMMIT_DELAY_S if company else 0.0
                 while len(batch) < _MAX_BATCH:
                     try:
                         nxt = self._next_job(wait_until)
@@ -218,7 +217,7 @@ class SqliteWorker:
                         continue
                     batch.append(nxt)
                 self._run_batch(conn, batch)
-                last_commit = time.monotonic()
+                company = len(batch) > 1 or not self._queue.empty()
                 if checkpoint:
                     self._finish_checkpoint(conn)
                 if stop:
