@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bridge import Bridge, Event, load_config
 from bridge.app import freeze_gc_after_startup
+from bridge.ingress import run_app
 
 __all__ = ["build_app"]
 
@@ -41,7 +42,7 @@ def build_app(config_path: str) -> web.Application:
 
 def main(argv: list[str]) -> int:
     config_path, port = argv[1], int(argv[2])
-    web.run_app(build_app(config_path), host="127.0.0.1", port=port, print=None, access_log=None)
+    run_app(build_app(config_path), host="127.0.0.1", port=port)  # as ``paybridge serve``
     return 0
 
 

@@ -82,9 +82,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from bridge.app import freeze_gc_after_startup
+    from bridge.ingress import run_app
     from bridge.service import Bridge
 
     _setup_logging(args.verbose)
@@ -95,15 +94,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     log.info("paybridge listening on http://%s:%d", host, port)
     app = bridge.web_app()
     freeze_gc_after_startup(app)
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=cfg.server.shutdown_timeout_s,
-        handle_signals=True,
-    )
+    run_app(app, host=host, port=port, shutdown_timeout=cfg.server.shutdown_timeout_s)
     return 0
 
 

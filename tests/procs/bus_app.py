@@ -7,9 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from bridge import Bridge, Event, load_config
+from bridge.ingress import run_app
 
 
 def main() -> None:
@@ -21,7 +20,7 @@ def main() -> None:
         marker.write_text(event.id)
         await asyncio.sleep(3600)
 
-    web.run_app(bridge.web_app(), host="127.0.0.1", port=port, print=None)
+    run_app(bridge.web_app(), host="127.0.0.1", port=port)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ import sqlite3
 import sys
 import time
 
-from aiohttp import web
-
 from bridge import Bridge, Event, load_config
+from bridge.ingress import run_app
 
 __all__ = ["main", "record_handled"]
 
@@ -68,12 +67,11 @@ def main(argv: list[str] | None = None) -> None:
 
     for event_type in args.events:
         bridge.bus.on(event_type, grant, name="grant")
-    web.run_app(
+    # As ``paybridge serve`` runs it: provider webhooks on the lean ingress path.
+    run_app(
         bridge.web_app(),
         host="127.0.0.1",
         port=args.port,
-        print=None,
-        access_log=None,
         shutdown_timeout=cfg.server.shutdown_timeout_s,
     )
 
