@@ -30,6 +30,7 @@ from bridge.ssrf import resolve_checked
 
 __all__ = ["HTTPResponse", "ResponseError", "WebhookHTTP"]
 
+_READ_SIZE = 16 * 1024  # each connection's read buffer
 _DRAIN_MAX = 64 * 1024  # past this much response body the connection is dropped, not drained
 _IDLE_PER_ORIGIN = 64
 
@@ -58,12 +59,17 @@ class _Message:
     seen: int = 0  # body bytes received
 
 
-class _Connection(asyncio.Protocol):
-    """One connection and the response being read on it (one request at a time)."""
+class _Connection(asyncio.BufferedProtocol):
+    """One connection and the response being read on it (one request at a time).
+
+    A buffered protocol: responses are read into one buffer per connection (``recv_into``)
+    instead of a new ``bytes`` per read, which asyncio allocates at 256 KiB and shrinks
+    (~14 µs per read on the benchmark machine, against ~1 µs)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, keep: int) -> None:
         self._loop = loop
         self._keep = keep
+        self._buf = memoryview(bytearray(_READ_SIZE))
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -108,12 +114,15 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buf
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.done is None or self.done.done():  # nothing asked: a server may not talk first
             self._fail(ResponseError("unexpected data from the server"))
             return
         try:
-            self._parser.feed_data(data)
+            self._parser.feed_data(self._buf[:nbytes])
         except httptools.HttpParserError as exc:
             self._fail(ResponseError(f"malformed HTTP response: {exc}"))
 

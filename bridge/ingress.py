@@ -56,6 +56,7 @@ ROUTES: dict[bytes, tuple[str, str]] = {
     b"/webhooks/payment-kit": ("payment_kit", "/webhooks/payment-kit"),
 }
 MAX_HEAD = 16 * 1024
+_READ_SIZE = 64 * 1024  # each connection's read buffer (grows for a larger request)
 KEEPALIVE_S = 75.0  # aiohttp's default keepalive_timeout
 _SWEEP_S = 5.0
 # A header line the lean path accepts: an RFC 9110 token, a colon, visible ASCII or blanks.
@@ -178,14 +179,19 @@ class _Front:
             conn.close()
 
 
-class _Connection(asyncio.Protocol):
-    """One accepted connection while it carries only provider POSTs (module docstring)."""
+class _Connection(asyncio.BufferedProtocol):
+    """One accepted connection while it carries only provider POSTs (module docstring).
 
-    __slots__ = ("_buf", "_front", "_paused", "_transport", "last_seen", "task")
+    A buffered protocol: the socket is read straight into this connection's buffer
+    (``recv_into``). A plain protocol gets a new ``bytes`` per read, which asyncio allocates at
+    256 KiB and shrinks: ~14 µs of each request on the benchmark machine, against ~1 µs."""
+
+    __slots__ = ("_buf", "_end", "_front", "_paused", "_start", "_transport", "last_seen", "task")
 
     def __init__(self, front: _Front) -> None:
         self._front = front
-        self._buf = bytearray()
+        self._buf = bytearray(_READ_SIZE)
+        self._start = self._end = 0  # the unparsed bytes are _buf[_start:_end]
         self._transport: asyncio.Transport | None = None
         self._paused = False
         self.task: asyncio.Task[None] | None = None
@@ -208,12 +214,28 @@ class _Connection(asyncio.Protocol):
         self._front.connections.discard(self)
         self._transport = None
 
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # The only place the buffer changes size: the view handed out for the previous read
+        # is still alive while buffer_updated runs, and a bytearray with a view cannot resize.
+        start, end = self._start, self._end
+        if start == end:
+            self._start = self._end = 0
+            if len(self._buf) > _READ_SIZE:  # a large body came and went
+                self._buf = bytearray(_READ_SIZE)
+        elif len(self._buf) - end < _READ_SIZE // 4:
+            if start:
+                self._buf[: end - start] = self._buf[start:end]
+                self._start, self._end = 0, end - start
+            if len(self._buf) - self._end < _READ_SIZE // 4:
+                self._buf.extend(bytes(len(self._buf)))
+        return memoryview(self._buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
         self.last_seen = time.monotonic()
         if self.task is None:
             self._next()
-        elif len(self._buf) > self._front.limit + MAX_HEAD and not self._paused:
+        elif self._end - self._start > self._front.limit + MAX_HEAD and not self._paused:
             assert self._transport is not None
             self._transport.pause_reading()  # pipelined past one request's worth: wait
             self._paused = True
@@ -224,22 +246,21 @@ class _Connection(asyncio.Protocol):
 
     def _next(self) -> None:
         """Serve the next complete request in the buffer, if there is one."""
-        buf = self._buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > MAX_HEAD:
+        buf, start, end = self._buf, self._start, self._end
+        blank = buf.find(b"\r\n\r\n", start, end)
+        if blank < 0:
+            if end - start > MAX_HEAD:
                 self._hand_off()
             return
-        head = _parse_head(bytes(buf[:end]), self._front.limit)
+        head = _parse_head(bytes(buf[start:blank]), self._front.limit)
         if head is None:
             self._hand_off()
             return
-        start = end + 4
-        stop = start + head.length
-        if len(buf) < stop:
+        stop = blank + 4 + head.length
+        if end < stop:
             return  # the body is still arriving
-        body = bytes(buf[start:stop])
-        del buf[:stop]
+        body = bytes(buf[blank + 4 : stop])
+        self._start = stop
         self.task = asyncio.get_running_loop().create_task(self._serve(head, body))
 
     async def _serve(self, head: _Head, body: bytes) -> None:
@@ -294,7 +315,7 @@ class _Connection(asyncio.Protocol):
         if self._paused:
             self._paused = False
             transport.resume_reading()
-        if self._buf:
+        if self._end > self._start:
             self._next()
 
     def _hand_off(self) -> None:
@@ -306,7 +327,8 @@ class _Connection(asyncio.Protocol):
         handler = self._front.server()
         transport.set_protocol(handler)
         handler.connection_made(transport)
-        data, self._buf = bytes(self._buf), bytearray()
+        data = bytes(self._buf[self._start : self._end])
+        self._start = self._end = 0
         if self._paused:
             self._paused = False
             transport.resume_reading()

@@ -345,3 +345,30 @@ def test_head_parser_accepts_only_what_it_fully_understands() -> None:
     ):
         assert _parse_head(bad, 100) is None, bad
     assert _parse_head(base, 9) is None  # over the body limit: aiohttp answers 413
+
+
+async def test_body_larger_than_the_read_buffer_then_a_small_one(start: Start) -> None:
+    """A 300 KB event (over the 64 KiB read buffer, under the 1 MiB limit) on the lean path,
+    then a small one on the same connection (the buffer grew, then shrank back)."""
+    lean = await start()
+    sub = {**SUB, "id": "sub_big", "metadata": {f"k{i}": "v" * 900 for i in range(330)}}
+    big = orjson.dumps(stripe_event("customer.subscription.created", sub, event_id="evt_big"))
+    assert len(big) > 300_000
+    async with _connect(lean.port) as (reader, writer):
+        writer.write(_request(big))
+        status, _, body = await _read_response(reader)
+        assert status == 200 and len(orjson.loads(body)["events"]) == 2
+        assert lean.lean_connections == 1
+        writer.write(_request(_signed("evt_after_big")))
+        status, _, body = await _read_response(reader)
+        assert status == 200 and orjson.loads(body)["duplicate"] is False
+    assert isinstance(lean.site, IngressSite)
+    (conn,) = lean.site._front.connections
+    assert len(conn._buf) == ingress._READ_SIZE
+    worker = lean.bridge.store._worker  # type: ignore[attr-defined]
+    stored = await worker.call(
+        lambda c: c.execute(
+            "SELECT payload FROM inbox WHERE provider_event_id = 'evt_big'"
+        ).fetchone()[0]
+    )
+    assert bytes(stored) == big  # the bytes as sent
