@@ -64,11 +64,14 @@ async def test_service_freeze_gc_after_startup_freezes_what_start_up_loaded(
     app = Bridge(make_config(tmp_path)).web_app()
     freeze_gc_after_startup(app)
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     try:
         async with TestServer(app):
             assert gc.get_freeze_count() > 10_000  # modules, pydantic and stripe internals
+            assert gc.get_threshold() == (20_000, 20, 20)  # young collections far apart
     finally:
         gc.unfreeze()  # the rest of the test session runs with a normal collector
+        gc.set_threshold(*thresholds)
 
 
 async def test_service_stores_the_provider_object_once_per_request(
