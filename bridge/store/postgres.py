@@ -187,7 +187,11 @@ class PostgresStore(PgSubscribers, PgDeliveries, Store):
             url, min_size=min_size, max_size=max_size, command_timeout_s=command_timeout_s
         )
         self._delivered = DeliveredOutcomes(self._db, self._forget_subscribers)
-        self._alone_ingests: Gathered[_Alone, IngestResult] = Gathered(self._write_alone)
+        # Two statements in flight: measured +8-24 % ingests/s over one (interleaved runs), no
+        # further gain from four.
+        self._alone_ingests: Gathered[_Alone, IngestResult] = Gathered(
+            self._write_alone, parallel=2
+        )
         self._cache_s = subscriber_cache_s
         self._subs_cache: list[Subscriber] | None = None
         self._subs_loaded_at = 0.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bridge.errors import StoreError
 from bridge.store._pg_batch import Gathered
 
@@ -40,3 +42,31 @@ async def test_gathered_failing_write_fails_its_batch_only() -> None:
     assert [type(r) for r in results[:2]] == [StoreError, StoreError]
     assert results[2] == 2
     assert "database gone" in str(results[0])
+
+
+async def test_gathered_runs_up_to_parallel_writes_at_once() -> None:
+    in_flight = peak = 0
+    batches: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int | BaseException]:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        batches.append(items)
+        await release.wait()
+        in_flight -= 1
+        return [i * 10 for i in items]
+
+    gathered: Gathered[int, int] = Gathered(write, max_batch=3, parallel=2)
+    calls = [asyncio.ensure_future(gathered.submit(i)) for i in range(8)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert peak == 2 and batches == [[0, 1, 2], [3, 4, 5]]  # two writes, the rest waits
+    release.set()
+    assert await asyncio.gather(*calls) == [i * 10 for i in range(8)]
+    assert batches[2:] == [[6, 7]] and peak == 2
+    # A call that arrives just as the flushers are done is still written.
+    assert await gathered.submit(9) == 90
+    with pytest.raises(ValueError):
+        Gathered(write, parallel=0)
