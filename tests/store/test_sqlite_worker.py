@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,31 @@ async def test_sqlite_worker_a_failing_job_undoes_only_its_own_work(tmp_path: Pa
         assert runs == {"x": 1, "y": 1, "z": 1} and len(rollbacks) == 2
     finally:
         worker.stop()
+
+
+async def test_sqlite_worker_large_group_stops_waiting_at_a_lull(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a group with company, a small group waits the whole commit delay for more; a
+    group of _BUSY_BATCH or more commits at the first lull instead (here: long delay, short
+    lull, so which rule ended the wait shows in the time taken)."""
+    monkeypatch.setattr(_sqlite_worker, "_COMMIT_DELAY_S", 0.6)
+    monkeypatch.setattr(_sqlite_worker, "_BUSY_LULL_S", 0.02)
+    loop = asyncio.get_running_loop()
+    worker = SqliteWorker(str(tmp_path / "w.db"), _init, synchronous="normal")
+    worker.start()
+    try:
+        # Two jobs queued while the writer is held: one group of two, so the next has company.
+        hold = asyncio.ensure_future(worker.call(lambda conn: time.sleep(0.05)))
+        await asyncio.sleep(0.01)
+        await asyncio.gather(hold, worker.call(_insert), worker.call(_insert))
+        started = loop.time()
+        await asyncio.gather(*(worker.call(_insert) for _ in range(12)))
+        large = loop.time() - started  # a group of 12 (with company after it)
+        started = loop.time()
+        await asyncio.gather(*(worker.call(_insert) for _ in range(3)))
+        small = loop.time() - started
+    finally:
+        worker.stop()
+    assert small >= 0.5  # waited for company that could still come
+    assert large < small  # did not: it was already a crowd
