@@ -6,6 +6,7 @@ transaction serial, so claims can never overlap within the process.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,18 @@ from bridge.store.sqlite_schema import migrate
 __all__ = ["SqliteStore"]
 
 _Conn = sqlite3.Connection
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_events_sql(n: int) -> str:
+    """The statement inserting ``n`` events (built once per count: the writer runs it for
+    every request)."""
+    return (
+        "INSERT OR IGNORE INTO events (id, dedupe_key, type, source, source_event_id,"
+        " created, stored_at, body, object_of) VALUES "
+        + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
+        + " RETURNING id"
+    )
 
 
 class SqliteStore(SqliteDeliveries, Store):
@@ -104,10 +117,7 @@ class SqliteStore(SqliteDeliveries, Store):
         if not events:
             return [], []
         rows = conn.execute(
-            "INSERT OR IGNORE INTO events (id, dedupe_key, type, source, source_event_id,"
-            " created, stored_at, body, object_of) VALUES "
-            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(events))
-            + " RETURNING id",
+            _insert_events_sql(len(events)),
             [
                 value
                 for ev in events
