@@ -372,3 +372,19 @@ async def test_body_larger_than_the_read_buffer_then_a_small_one(start: Start) -
         ).fetchone()[0]
     )
     assert bytes(stored) == big  # the bytes as sent
+
+
+async def test_expect_continue_is_handed_to_aiohttp(start: Start) -> None:
+    """A client that waits for ``100 Continue`` before sending its body gets it (from aiohttp,
+    which the lean path hands such a request to) and then its answer."""
+    lean = await start()
+    body = _signed("evt_expect")
+    head = _request(body, {**stripe_headers(body), "Expect": "100-continue"})[: -len(body)]
+    async with _connect(lean.port) as (reader, writer):
+        writer.write(head)
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        writer.write(body)
+        status, _, reply = await _read_response(reader)
+    assert status == 200 and orjson.loads(reply)["duplicate"] is False
+    assert lean.lean_connections == 0
