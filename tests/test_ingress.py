@@ -388,3 +388,34 @@ async def test_expect_continue_is_handed_to_aiohttp(start: Start) -> None:
         status, _, reply = await _read_response(reader)
     assert status == 200 and orjson.loads(reply)["duplicate"] is False
     assert lean.lean_connections == 0
+
+
+async def test_client_gone_while_its_request_is_stored(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider hangs up while its request is being stored: the store still finishes it
+    (the provider's retry is then a duplicate), nothing is written to the closed connection,
+    and the listener serves the next connection."""
+    lean = await start()
+    real = lean.bridge.store.ingest
+    stored = asyncio.Event()
+
+    async def slow(*a: Any, **k: Any) -> Any:
+        await asyncio.sleep(0.2)
+        try:
+            return await real(*a, **k)
+        finally:
+            stored.set()
+
+    monkeypatch.setattr(lean.bridge.store, "ingest", slow)
+    raw = _request(_signed("evt_gone"))
+    async with _connect(lean.port) as (_, writer):
+        writer.write(raw)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(stored.wait(), 5)
+    await asyncio.sleep(0.05)
+    assert lean.lean_connections == 0
+    monkeypatch.setattr(lean.bridge.store, "ingest", real)
+    ((status, _, body),) = await _exchange(lean.port, raw)  # the provider's retry
+    assert status == 200 and orjson.loads(body)["duplicate"] is True
