@@ -37,9 +37,12 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(status: int, error_type: str, message: str) -> web.Response:
-    """The JSON error body every route answers with."""
-    return web.json_response(
-        {"error": {"type": error_type, "message": message}}, status=status, dumps=_dumps
+    """The JSON error body every route answers with (:func:`error_body`)."""
+    return web.Response(
+        body=error_body(error_type, message),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 
