@@ -93,12 +93,17 @@ class Event(BaseModel):
         ``obj`` came in. When this event's ``data.object`` is that very object (not a copy),
         its JSON is written around those bytes instead of serializing the object again, and
         :attr:`shared_object` lets a store keep the body without it. Returns whether it was."""
-        if self.data.get("object") is not obj or "_json" in self.__dict__:
+        if (
+            self.data.get("object") is not obj
+            or "_json" in self.__dict__
+            or self.__dict__.get("shared_object") is not None
+        ):
             return False
         marked = orjson.dumps(self._wire({**self.data, "object": orjson.Fragment(OBJECT_MARK)}))
-        # cached_property slots: pydantic leaves them out of equality and copies.
+        # A cached_property slot: pydantic leaves it out of equality and copies. The whole
+        # wire JSON is put together from it when first asked for (deliveries), not here: most
+        # events are only stored.
         self.__dict__["shared_object"] = (marked, obj_json)
-        self.__dict__["_json"] = marked.replace(OBJECT_MARK, obj_json)
         return True
 
     @cached_property
@@ -109,6 +114,10 @@ class Event(BaseModel):
 
     @cached_property
     def _json(self) -> bytes:
+        shared: tuple[bytes, bytes] | None = self.__dict__.get("shared_object")
+        if shared is not None:
+            marked, obj_json = shared
+            return marked.replace(OBJECT_MARK, obj_json)
         # Every field is JSON-native already (``data`` comes from parsed JSON), so orjson
         # writes the fields directly: the same bytes as model_dump(mode="json"), a lot faster.
         return orjson.dumps(self._wire(self.data))

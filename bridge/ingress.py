@@ -266,31 +266,29 @@ class _Connection(asyncio.BufferedProtocol):
         self.task = asyncio.get_running_loop().create_task(self._serve(head, body))
 
     async def _serve(self, head: _Head, body: bytes) -> None:
+        front = self._front
+        bridge = front.bridge
         try:
-            await self._answer(head, body)
+            if bridge.adapter(head.provider) is None:
+                status, reply = (
+                    404,
+                    error_body("not_found", f"source {head.provider} is not configured"),
+                )
+            else:
+                inbound = InboundRequest(
+                    method="POST",
+                    path=head.path,
+                    query={},
+                    headers=CIMultiDictProxy(head.headers),
+                    body=body,
+                    received_at=bridge.clock(),
+                )
+                status, reply = await ingress_reply(bridge, head.provider, inbound)
         except Exception:  # a bug here must not leave the connection waiting forever
             log.exception("ingress connection failed")
             self.task = None
             self.close()
-
-    async def _answer(self, head: _Head, body: bytes) -> None:
-        front = self._front
-        bridge = front.bridge
-        if bridge.adapter(head.provider) is None:
-            status, reply = (
-                404,
-                error_body("not_found", f"source {head.provider} is not configured"),
-            )
-        else:
-            inbound = InboundRequest(
-                method="POST",
-                path=head.path,
-                query={},
-                headers=CIMultiDictProxy(head.headers),
-                body=body,
-                received_at=bridge.clock(),
-            )
-            status, reply = await ingress_reply(bridge, head.provider, inbound)
+            return
         self.task = None
         transport = self._transport
         if transport is None or transport.is_closing():
