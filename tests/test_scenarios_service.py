@@ -6,29 +6,41 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from pathlib import Path
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
+from bridge.service import Bridge
 from tests.adapters.stripe_scenarios import SCENARIOS, SHAPES
-from tests.conftest import BridgeFactory, post_stripe
+from tests.conftest import make_config, post_stripe
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_scenario_through_service_gives_exact_facts(
-    make_bridge: BridgeFactory, name: str, shape: str
+    tmp_path: Path, aiohttp_client: AiohttpClient, name: str, shape: str
 ) -> None:
     scenario = SCENARIOS[name]
     events = scenario.events(shape)  # type: ignore[arg-type]
     rng = random.Random(f"{name}-{shape}")
     sent = events + rng.sample(events, k=min(3, len(events)))  # some arrive twice
     rng.shuffle(sent)
-    bridge, client = await make_bridge("sources: {{stripe: {{correlation_window_s: 0.2}}}}")
+    # The correlation window runs on the bridge's clock, not the wall's: all events arrive
+    # inside it however slow the machine is, then the clock jumps past it and the held
+    # PaymentIntent decisions are made.
+    offset = [0.0]
+    bridge = Bridge(
+        make_config(tmp_path, "sources: {{stripe: {{correlation_window_s: 30}}}}"),
+        clock=lambda: time.time() + offset[0],
+    )
+    client = await aiohttp_client(bridge.web_app())
     for event in sent:
         status, _ = await post_stripe(client, event)
         assert status == 200
+    offset[0] = 60.0
     deadline = time.monotonic() + 10
-    while (await bridge.store.counts())["held"]:  # wait out the correlation window
+    while (await bridge.store.counts())["held"]:  # the dispatcher's next poll decides them
         assert time.monotonic() < deadline, "held PaymentIntent decisions never resolved"
         await asyncio.sleep(0.05)
     stored = await bridge.store.list_events(limit=None)
