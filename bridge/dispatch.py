@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
-from bridge.bus import EventBus
+from bridge.bus import EventBus, handler_subscriber_id
 from bridge.config import BusConfig, DeliveryConfig
 from bridge.errors import StoreError
 from bridge.metrics import Metrics
@@ -30,6 +30,7 @@ from bridge.webhook import WebhookSender, describe_error
 __all__ = ["Dispatcher", "InvoiceLookup"]
 
 log = logging.getLogger(__name__)
+_HANDLER_PREFIX = handler_subscriber_id("")
 
 InvoiceLookup = Callable[[str], Awaitable[str | None]]
 _QUEUE_MAX_PER_SUBSCRIBER = 2000
@@ -80,6 +81,10 @@ class Dispatcher:
         self._subs: dict[str, Subscriber] = {}
         self._subs_loaded_at = 0.0  # time.monotonic() of the last full reload
         self._tasks: set[asyncio.Task[None]] = set()
+        # Webhook attempts started by one loop iteration's submits, spawned together at the
+        # end of it (see _pump).
+        self._webhooks_next: list[Delivery] = []
+        self._webhooks_scheduled = False
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -100,6 +105,7 @@ class Dispatcher:
         """Stop claiming, wait up to ``timeout_s`` for attempts in flight, give back the leases
         of queued deliveries. Returns a summary for the shutdown log line."""
         self._stopping = True
+        self._spawn_webhooks()  # counted in flight already: started and waited for below
         if self._loop_task is not None:
             # Let a tick in progress finish instead of cancelling it: a claim cancelled while
             # the store commits it would stay leased to this stopped instance. What it claims
@@ -175,11 +181,27 @@ class Dispatcher:
                 self._inflight[sid] = self._inflight.get(sid, 0) + 1
                 self._slot_held.add(d.id)
                 self._total += 1
-                self._spawn(self._attempt(d))
+                if sid.startswith(_HANDLER_PREFIX):
+                    self._spawn(self._attempt(d))
+                else:
+                    self._webhooks_next.append(d)
             if not q:
                 del self._queues[sid]
+        if self._webhooks_next and not self._webhooks_scheduled:
+            self._webhooks_scheduled = True
+            asyncio.get_running_loop().call_soon(self._spawn_webhooks)
         if self._total == 0 and not self._queues:
             self._idle.set()
+
+    def _spawn_webhooks(self) -> None:
+        """Start the webhook attempts queued by _pump. Bus handlers start at once and webhook
+        POSTs one callback later: when a group commit releases a burst of events (after a slow
+        fsync, say), every event's handler then starts before the first of the burst's POSTs
+        is built and signed, instead of behind all the earlier events' POSTs."""
+        self._webhooks_scheduled = False
+        started, self._webhooks_next = self._webhooks_next, []
+        for d in started:
+            self._spawn(self._attempt(d))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

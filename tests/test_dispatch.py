@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -443,3 +444,65 @@ async def test_dispatch_attempt_abandoned_at_shutdown_is_retried_at_next_start(
     assert reqs[1].headers["webhook-id"] in ids
     assert attempts[0]["status"] == "failed"
     assert attempts[0]["error"] == "abandoned: paybridge stopped mid-attempt"
+
+
+async def test_burst_starts_every_bus_handler_before_the_first_webhook_post(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit that releases many events at once (after a slow fsync, say) starts every
+    event's bus handler before the first of their webhook POSTs is built and sent, instead of
+    each handler waiting behind the POSTs of all earlier events."""
+    import time
+
+    from adapters.base import InboundRequest
+    from tests.conftest import stripe_headers
+
+    order: list[str] = []
+
+    def register(bridge: Bridge) -> None:
+        @bridge.bus.on(STARTED, name="clock")
+        async def clock(_event: Any) -> None:
+            order.append("handler")
+
+    async with running(ok()) as (rcv,):
+        bridge, client = await start()
+        register(bridge)  # before the app starts, like make_bridge's register
+        async with client:
+            await _endpoint(client, rcv.url(), [STARTED])
+            assert bridge.dispatcher is not None
+            real_post = bridge.dispatcher._post
+
+            async def post(*a: Any, **k: Any) -> Any:
+                order.append("post")
+                return await real_post(*a, **k)
+
+            monkeypatch.setattr(bridge.dispatcher, "_post", post)
+            worker = bridge.store._worker  # type: ignore[attr-defined]
+            held = asyncio.ensure_future(worker.call(lambda conn: time.sleep(0.1)))
+            await asyncio.sleep(0.02)  # the writer is held: the ingests below share one group
+            bodies = [
+                orjson.dumps(
+                    stripe_event("customer.subscription.created", subscription(f"sub_burst{i}"))
+                )
+                for i in range(12)
+            ]
+            results = await asyncio.gather(
+                *(
+                    bridge.ingest(
+                        "stripe",
+                        InboundRequest(
+                            "POST", "/webhooks/stripe", {}, stripe_headers(b), b, time.time()
+                        ),
+                    )
+                    for b in bodies
+                )
+            )
+            await held
+            assert all(len(r.events) == 2 for r in results)
+            await wait_until(lambda: _true(len(rcv.requests) == 12), "all 12 webhooks delivered")
+    assert order.count("handler") == 12 and order.count("post") == 12
+    assert order.index("post") == 12, order  # every handler first, then the POSTs
+
+
+async def _true(value: bool) -> bool:
+    return value
