@@ -82,9 +82,8 @@ class Dispatcher:
         self._subs_loaded_at = 0.0  # time.monotonic() of the last full reload
         self._tasks: set[asyncio.Task[None]] = set()
         # Webhook attempts started by one loop iteration's submits, spawned together at the
-        # end of it (see _pump).
+        # end of it (see _pump): while the list is not empty, a _spawn_webhooks is scheduled.
         self._webhooks_next: list[Delivery] = []
-        self._webhooks_scheduled = False
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -169,6 +168,7 @@ class Dispatcher:
         """Start queued deliveries while their subscriber and the global budget have room:
         every subscriber's queue, or only ``only``'s (a slot of its own was freed)."""
         limit = self.cfg.max_in_flight_per_endpoint
+        webhooks_were_due = bool(self._webhooks_next)
         if only is None:
             queues = list(self._queues.items())
         else:
@@ -187,8 +187,7 @@ class Dispatcher:
                     self._webhooks_next.append(d)
             if not q:
                 del self._queues[sid]
-        if self._webhooks_next and not self._webhooks_scheduled:
-            self._webhooks_scheduled = True
+        if self._webhooks_next and not webhooks_were_due:
             asyncio.get_running_loop().call_soon(self._spawn_webhooks)
         if self._total == 0 and not self._queues:
             self._idle.set()
@@ -198,7 +197,6 @@ class Dispatcher:
         POSTs one callback later: when a group commit releases a burst of events (after a slow
         fsync, say), every event's handler then starts before the first of the burst's POSTs
         is built and signed, instead of behind all the earlier events' POSTs."""
-        self._webhooks_scheduled = False
         started, self._webhooks_next = self._webhooks_next, []
         for d in started:
             self._spawn(self._attempt(d))

@@ -21,15 +21,7 @@ from bridge.errors import StoreError
 from bridge.ingress import IngressSite, _parse_head
 from bridge.service import Bridge
 from tests.conftest import make_config, stripe_event, stripe_headers
-
-SUB = {
-    "id": "sub_lean1",
-    "object": "subscription",
-    "customer": "cus_1",
-    "status": "active",
-    "items": {"object": "list", "data": []},
-    "cancel_at_period_end": False,
-}
+from tests.receivers import subscription
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -124,7 +116,9 @@ def _request(
 
 
 def _signed(event_id: str = "evt_lean_1") -> bytes:
-    return orjson.dumps(stripe_event("customer.subscription.created", SUB, event_id=event_id))
+    return orjson.dumps(
+        stripe_event("customer.subscription.created", subscription("sub_lean1"), event_id=event_id)
+    )
 
 
 def _chunked(body: bytes) -> bytes:
@@ -351,7 +345,7 @@ async def test_body_larger_than_the_read_buffer_then_a_small_one(start: Start) -
     """A 300 KB event (over the 64 KiB read buffer, under the 1 MiB limit) on the lean path,
     then a small one on the same connection (the buffer grew, then shrank back)."""
     lean = await start()
-    sub = {**SUB, "id": "sub_big", "metadata": {f"k{i}": "v" * 900 for i in range(330)}}
+    sub = {**subscription("sub_big"), "metadata": {f"k{i}": "v" * 900 for i in range(330)}}
     big = orjson.dumps(stripe_event("customer.subscription.created", sub, event_id="evt_big"))
     assert len(big) > 300_000
     async with _connect(lean.port) as (reader, writer):
