@@ -1,0 +1,46 @@
+"""``paybridge serve``: run the service until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bridge.cli._common import Commands, load
+
+__all__ = ["register"]
+
+log = logging.getLogger("paybridge")
+
+
+def register(commands: Commands) -> None:
+    serve = commands.add("serve", "run the service", _cmd_serve)
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("-v", "--verbose", action="store_true")
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from bridge.app import freeze_gc_after_startup
+    from bridge.ingress import run_app
+    from bridge.service import Bridge
+
+    _setup_logging(args.verbose)
+    cfg = load(args)
+    bridge = Bridge(cfg)
+    host = args.host or cfg.server.host
+    port = args.port if args.port is not None else cfg.server.port
+    log.info("paybridge listening on http://%s:%d", host, port)
+    app = bridge.web_app()
+    freeze_gc_after_startup(app)
+    run_app(app, host=host, port=port, shutdown_timeout=cfg.server.shutdown_timeout_s)
+    return 0
