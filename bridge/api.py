@@ -12,23 +12,15 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
-from bridge.api_models import (
-    EndpointCreate,
-    EndpointUpdate,
-    ResendRequest,
-    RotateRequest,
-    check_signable,
-    parse_body,
-)
+from bridge import endpoints
+from bridge.api_models import ResendRequest, RotateRequest, parse_body, parse_json_object
 from bridge.errors import RequestError
-from bridge.signing import generate_endpoint_secret
 from bridge.store.base import AttemptRecord, Subscriber
 
 if TYPE_CHECKING:
@@ -143,97 +135,62 @@ class _Admin:
 
         return wrapper
 
-    async def _endpoint(self, request: web.Request) -> Subscriber:
-        sub = await self.bridge.store.get_subscriber(request.match_info["id"])
-        if sub is None or sub.kind != "endpoint":
-            raise RequestError("no such webhook endpoint", status=404, error_type="not_found")
-        return sub
-
-    def _check_signable(self, sub: Subscriber) -> None:
-        pk = self.bridge.config.sources.payment_kit
-        check_signable(sub, has_app_key=pk is not None and pk.app_secret_key is not None)
-
     def _changed(self) -> None:
         if self.bridge.dispatcher is not None:
             self.bridge.dispatcher.invalidate()
 
-    # -- endpoints ------------------------------------------------------------------------------
+    # -- endpoints: thin shims over bridge.endpoints --------------------------------------------
     async def list_endpoints(self, request: web.Request) -> web.Response:
         offset, size = _paging(request)
-        page = await self.bridge.store.list_subscribers(
-            kind="endpoint", livemode=_livemode(request), offset=offset, limit=size
+        page = await endpoints.list_endpoints(
+            self.bridge.store, livemode=_livemode(request), offset=offset, limit=size
         )
         return _json({"count": page.count, "list": [endpoint_json(s) for s in page.items]})
 
     async def create_endpoint(self, request: web.Request) -> web.Response:
-        body = parse_body(EndpointCreate, await request.read())
-        await body.check_url(self.bridge.config.delivery.allow_private_networks)
-        if body.id is not None and await self.bridge.store.get_subscriber(body.id) is not None:
-            raise RequestError(
-                f"webhook endpoint {body.id} already exists", status=409, error_type="conflict"
-            )
-        secret = body.secret or generate_endpoint_secret()
-        sub = body.to_subscriber(secret=secret, now=self.bridge.clock())
-        self._check_signable(sub)
-        await self.bridge.store.put_subscriber(sub)
+        fields = parse_json_object(await request.read())
+        created = await endpoints.create_endpoint(
+            self.bridge.store, self.bridge.config, fields, clock=self.bridge.clock
+        )
         self._changed()
+        sub = created.endpoint
         log.info("endpoint %s created via the API (%s)", sub.id, ", ".join(sub.enabled_events))
-        return _json(endpoint_json(sub, secret=secret))
+        return _json(endpoint_json(sub, secret=created.secret))
 
     async def get_endpoint(self, request: web.Request) -> web.Response:
-        return _json(endpoint_json(await self._endpoint(request)))
+        sub = await endpoints.get_endpoint(self.bridge.store, request.match_info["id"])
+        return _json(endpoint_json(sub))
 
     async def update_endpoint(self, request: web.Request) -> web.Response:
-        sub = await self._endpoint(request)
-        self._refuse_config(sub)
-        body = parse_body(EndpointUpdate, await request.read())
-        if body.url is not None:
-            await body.check_url(self.bridge.config.delivery.allow_private_networks)
-        new = body.apply(sub, now=self.bridge.clock())
-        self._check_signable(new)
-        await self.bridge.store.put_subscriber(new)
+        endpoint_id = request.match_info["id"]
+        await endpoints.writable_endpoint(self.bridge.store, endpoint_id)  # 404/409 first
+        fields = parse_json_object(await request.read())
+        new = await endpoints.update_endpoint(
+            self.bridge.store, self.bridge.config, endpoint_id, fields, clock=self.bridge.clock
+        )
         self._changed()
         return _json(endpoint_json(new))
 
     async def delete_endpoint(self, request: web.Request) -> web.Response:
-        sub = await self._endpoint(request)
-        self._refuse_config(sub)
-        await self.bridge.store.delete_subscriber(sub.id)
+        sub = await endpoints.delete_endpoint(self.bridge.store, request.match_info["id"])
         self._changed()
         log.info("endpoint %s deleted via the API", sub.id)
         return _json({**endpoint_json(sub), "deleted": True})
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
-        sub = await self._endpoint(request)
-        self._refuse_config(sub)
+        endpoint_id = request.match_info["id"]
+        await endpoints.writable_endpoint(self.bridge.store, endpoint_id)  # 404/409 first
         body = parse_body(RotateRequest, await request.read())
-        now = self.bridge.clock()
-        secret = body.secret or generate_endpoint_secret()
-        new = replace(
-            sub,
-            secret=secret,
-            previous_secret=sub.secret,
-            previous_secret_expires_at=now + self.bridge.config.delivery.secret_rotation_overlap_s,
-            updated_at=now,
+        rotated = await endpoints.rotate_secret(
+            self.bridge.store, self.bridge.config, endpoint_id, body.secret, clock=self.bridge.clock
         )
-        self._check_signable(new)
-        await self.bridge.store.put_subscriber(new)
         self._changed()
         log.info(
             "endpoint %s secret rotated; the old one signs until %s",
-            sub.id,
-            iso(new.previous_secret_expires_at),
+            endpoint_id,
+            iso(rotated.endpoint.previous_secret_expires_at),
         )
-        return _json(endpoint_json(new, secret=secret))
-
-    @staticmethod
-    def _refuse_config(sub: Subscriber) -> None:
-        if sub.created_via == "config":
-            raise RequestError(
-                f"endpoint {sub.id} comes from the YAML config, its source of truth; edit it there",
-                status=409,
-                error_type="conflict",
-            )
+        return _json(endpoint_json(rotated.endpoint, secret=rotated.secret))
 
     # -- events ---------------------------------------------------------------------------------
     async def list_events(self, request: web.Request) -> web.Response:
@@ -256,9 +213,7 @@ class _Admin:
         event_id = request.match_info["id"]
         endpoint_id = parse_body(ResendRequest, await request.read()).endpoint_id
         if endpoint_id is not None:
-            sub = await self.bridge.store.get_subscriber(endpoint_id)
-            if sub is None or sub.kind != "endpoint":
-                raise RequestError("no such webhook endpoint", status=404, error_type="not_found")
+            await endpoints.get_endpoint(self.bridge.store, endpoint_id)
         try:
             ids = await self.bridge.store.resend(
                 event_id, now=self.bridge.clock(), subscriber_id=endpoint_id

@@ -1,8 +1,10 @@
-"""Request bodies of the admin API, validated with pydantic (400 naming the field)."""
+"""Request bodies of the admin API and endpoint fields, validated with pydantic (errors name
+the field)."""
 
 from __future__ import annotations
 
 import secrets as _secrets
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
@@ -10,9 +12,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.catalog import UnknownEventTypeError, validate_patterns
-from bridge.errors import RequestError
-from bridge.signing import standard_webhook_headers
-from bridge.ssrf import UnsafeURLError, check_url
+from bridge.errors import BridgeError, RequestError
 from bridge.store.base import Subscriber
 
 __all__ = [
@@ -20,52 +20,41 @@ __all__ = [
     "EndpointUpdate",
     "ResendRequest",
     "RotateRequest",
-    "check_signable",
     "parse_body",
+    "parse_json_object",
+    "validate",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_body(model: type[M], raw: bytes) -> M:
-    """Parse a JSON body into ``model``; raises :class:`RequestError` (400) naming the field."""
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object body (empty → ``{}``); raises :class:`RequestError` (400) otherwise."""
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError:
         raise RequestError("body must be JSON") from None
     if not isinstance(data, dict):
         raise RequestError("body must be a JSON object")
+    return data
+
+
+def validate(
+    model: type[M], data: Mapping[str, Any], error: Callable[[str], BridgeError] = RequestError
+) -> M:
+    """``data`` as ``model``; raises ``error`` (a 400 by default) naming the first bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "body"
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise RequestError(f"{loc}: {msg}") from None
+        raise error(f"{loc}: {msg}") from None
 
 
-def check_signable(sub: Subscriber, *, has_app_key: bool) -> None:
-    """Refuse an endpoint that could never be signed for, instead of failing every delivery.
-
-    Raises:
-        RequestError: (400) ``standard`` with a secret that is not ``whsec_<base64 key>``, or
-            ``blocklet`` while ``sources.payment_kit.app_secret_key`` is not configured.
-    """
-    if sub.signature == "blocklet":
-        if not has_app_key:
-            raise RequestError(
-                "signature: 'blocklet' needs sources.payment_kit.app_secret_key in the config"
-            )
-        return
-    if not sub.secret:
-        raise RequestError(f"secret: required for signature {sub.signature!r}")
-    if sub.signature == "standard":
-        try:  # the real signer is the authority on what a usable key is
-            standard_webhook_headers("probe", 0, b"", [sub.secret])
-        except ValueError:
-            raise RequestError(
-                "secret: signature 'standard' needs whsec_<base64 key> (Standard Webhooks)"
-            ) from None
+def parse_body(model: type[M], raw: bytes) -> M:
+    """Parse a JSON body into ``model``; raises :class:`RequestError` (400) naming the field."""
+    return validate(model, parse_json_object(raw))
 
 
 def _secret_length(v: str | None) -> str | None:
@@ -122,15 +111,6 @@ class _EndpointFields(BaseModel):
         if v is not None and not v:
             raise ValueError("must name at least one event type (or '*')")
         return _patterns(v)
-
-    async def check_url(self, allow_private: bool) -> None:
-        """SSRF guard at registration (DESIGN.md); raises RequestError 400."""
-        if self.url is None:
-            return
-        try:
-            await check_url(self.url, allow_private=allow_private)
-        except UnsafeURLError as exc:
-            raise RequestError(f"url: {exc}") from None
 
 
 class EndpointCreate(_EndpointFields):
@@ -191,11 +171,6 @@ class RotateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     secret: str | None = None
-
-    @field_validator("secret")
-    @classmethod
-    def _secret_shape(cls, v: str | None) -> str | None:
-        return _secret_length(v)
 
 
 class ResendRequest(BaseModel):

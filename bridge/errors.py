@@ -9,6 +9,10 @@
     │   ├── PayloadError       malformed body, missing id/type                → 400
     │   └── PayloadTooLargeError  body over server.max_body_bytes             → 413
     ├── RequestError           a bad admin-API request                         → 400/404/409
+    │   ├── InvalidEndpointError   endpoint fields that fail validation        → 400
+    │   ├── EndpointNotFoundError  no such endpoint (in that livemode)         → 404
+    │   └── EndpointConflictError  the id is taken                             → 409
+    │       └── EndpointReadOnlyError  the endpoint comes from the YAML config → 409
     ├── DeliveryError          one delivery attempt failed
     │   ├── RetryableDeliveryError   retried on the schedule
     │   └── PermanentDeliveryError   not retried (e.g. 410 Gone disables the endpoint)
@@ -21,7 +25,11 @@ __all__ = [
     "BridgeError",
     "ConfigError",
     "DeliveryError",
+    "EndpointConflictError",
+    "EndpointNotFoundError",
+    "EndpointReadOnlyError",
     "InboundError",
+    "InvalidEndpointError",
     "PayloadError",
     "PayloadTooLargeError",
     "PermanentDeliveryError",
@@ -90,6 +98,31 @@ class RequestError(BridgeError):
         self.status = status
         if error_type:
             self.error_type = error_type
+
+
+class InvalidEndpointError(RequestError):
+    """Endpoint fields that fail validation (unknown event type, refused URL, bad secret)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400, error_type="invalid_request")
+
+
+class EndpointNotFoundError(RequestError):
+    """No webhook endpoint with that id (or not in the livemode asked for)."""
+
+    def __init__(self, message: str = "no such webhook endpoint") -> None:
+        super().__init__(message, status=404, error_type="not_found")
+
+
+class EndpointConflictError(RequestError):
+    """An endpoint with that id already exists."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=409, error_type="conflict")
+
+
+class EndpointReadOnlyError(EndpointConflictError):
+    """The endpoint comes from the YAML config, its source of truth: edit it there."""
 
 
 class DeliveryError(BridgeError):
