@@ -45,6 +45,9 @@ def write_config(
         "sources": {"stripe": {"signing_secrets": [BENCH_SECRET]}},
         "endpoints": endpoints,
         "delivery": {"allow_private_networks": True, "timeout_s": 15},
+        # Per-event transition lines are INFO: the figures measure the service, not stderr
+        # (their cost per event is in bench/PERFORMANCE.md, "Structured logs").
+        "logging": {"level": "WARNING"},
     }
     path = directory / "paybridge.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "DeliveryConfig",
     "EndpointConfig",
+    "LoggingConfig",
     "PaymentKitSourceConfig",
     "ServerConfig",
     "SourcesConfig",
@@ -178,6 +179,18 @@ class BusConfig(_Frozen):
     handler_timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
 
+class LoggingConfig(_Frozen):
+    """How ``paybridge`` commands log (a library user configures logging themselves)."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+
 class Config(_Frozen):
     """The whole configuration. ``repr`` never shows a secret (``SecretStr``)."""
 
@@ -188,6 +201,7 @@ class Config(_Frozen):
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("endpoints")
     @classmethod

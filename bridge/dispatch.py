@@ -22,6 +22,7 @@ from dataclasses import replace
 from bridge.bus import EventBus, handler_subscriber_id
 from bridge.config import BusConfig, DeliveryConfig
 from bridge.errors import StoreError
+from bridge.logs import transition
 from bridge.metrics import Metrics
 from bridge.retry import Outcome, RetryPolicy, classify, parse_retry_after
 from bridge.store.base import Delivery, DeliveryOutcome, Store, Subscriber
@@ -377,7 +378,12 @@ class Dispatcher:
         say so once, when it happens."""
         after = await self._subscriber(before.id)
         if before.status == "enabled" and after is not None and after.status == "disabled":
-            log.warning("disabled endpoint=%s: %s", after.id, after.disabled_reason)
+            transition(
+                log,
+                "endpoint_disabled",
+                subscriber_id=after.id,
+                reason=after.disabled_reason,
+            )
 
     async def _post(self, sub: Subscriber, d: Delivery, attempt_no: int) -> DeliveryOutcome:
         res = await self.sender.send(sub, d.event)
@@ -425,23 +431,34 @@ class Dispatcher:
     def _log_outcome(
         self, sub: Subscriber, d: Delivery, attempt_no: int, o: DeliveryOutcome
     ) -> None:
+        ids = {
+            "event_id": d.event.id,
+            "subscriber_id": sub.id,
+            "delivery_id": d.id,
+            "attempt": attempt_no,
+            "status_code": o.status_code,
+            "duration_ms": round(o.duration_ms, 1),
+        }
         if o.delivered:
-            log.debug("delivered event=%s to=%s attempt=%d", d.event.id, sub.id, attempt_no)
+            transition(log, "delivered", **ids)
         elif o.disable_endpoint:
-            log.warning("disabled endpoint=%s: %s", sub.id, o.disable_endpoint)
-        elif o.next_attempt_at is None:
-            log.warning(
-                "dead event=%s to=%s after %d attempts: %s", d.event.id, sub.id, attempt_no, o.error
+            transition(log, "dead", **ids, error=o.error)
+            transition(
+                log,
+                "endpoint_disabled",
+                subscriber_id=sub.id,
+                reason=o.disable_endpoint,
             )
+        elif o.next_attempt_at is None:
+            transition(log, "dead", **ids, error=o.error)
         else:
-            log.info(
-                "retry event=%s to=%s attempt=%d status=%s error=%s in %.1fs",
-                d.event.id,
-                sub.id,
-                attempt_no,
-                o.status_code,
-                o.error,
-                o.next_attempt_at - self.clock(),
+            transition(
+                log,
+                "retry_scheduled",
+                **ids,
+                error=o.error,
+                next_attempt_at=round(o.next_attempt_at, 3),
+                in_s=round(o.next_attempt_at - self.clock(), 1),
             )
 
     # -- the poll loop --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from adapters.base import Adapter, InboundRequest, Normalized, ProviderEvent
 from bridge.bus import EventBus, HandlerSpec
 from bridge.config import Config, EndpointConfig, load_config
 from bridge.errors import ConfigError, StoreError
+from bridge.logs import transition
 from bridge.metrics import Metrics
 from bridge.store import create_store
 from bridge.store._rows import object_json
@@ -300,6 +301,9 @@ class Bridge:
             raise LookupError(f"source {provider!r} is not configured")
         adapter.verify(request)
         event = adapter.parse(request.body)
+        transition(
+            log, "received", provider=event.provider, provider_event_id=event.id, type=event.type
+        )
         # Before normalizing: the object exactly as parsed from the stored raw body.
         shared = object_json(event.payload) if event.provider == "stripe" else None
         normalized = adapter.normalize(event)
@@ -339,8 +343,7 @@ class Bridge:
             else "stored"
         )
         self.metrics.child(self.metrics.inbound, event.provider, outcome).inc()
-        if normalized.ignored_reason and not result.duplicate:
-            log.info("ignored %s %s: %s", event.provider, event.id, normalized.ignored_reason)
+        _log_ingested(event, normalized, result)
         for ev in result.events:
             self.metrics.child(self.metrics.events, ev.type).inc()
         if self.dispatcher is not None:
@@ -437,6 +440,23 @@ class Bridge:
         if self.dispatcher is not None:
             self.dispatcher.submit(result.deliveries)
         return 0 if result.duplicate else 1
+
+
+def _log_ingested(event: ProviderEvent, normalized: Normalized, result: IngestResult) -> None:
+    """The transition one stored provider request made: a duplicate, ignored, waiting for a
+    fetch, or stored, with one ``stored`` line per canonical event naming its subscribers."""
+    ids = {"provider": event.provider, "provider_event_id": event.id}
+    if result.duplicate:
+        transition(log, "duplicate", **ids)
+    elif normalized.fetch_related:
+        transition(log, "fetch_scheduled", **ids)
+    elif normalized.produces_nothing:
+        transition(log, "ignored", **ids, type=event.type, reason=normalized.ignored_reason)
+    elif not result.events:  # PaymentIntent decisions held or dropped, links stored
+        transition(log, "stored", **ids, events=0, held=result.held, dropped=result.dropped)
+    for ev in result.events:
+        subscribers = [d.subscriber_id for d in result.deliveries if d.event.id == ev.id]
+        transition(log, "stored", **ids, event_id=ev.id, type=ev.type, subscribers=subscribers)
 
 
 def _share_object(normalized: Normalized, payload: Any, shared: bytes | None) -> None:

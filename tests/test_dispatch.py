@@ -228,7 +228,9 @@ async def test_dispatch_disables_endpoint_failing_too_long(
             return s is not None and s.status == "disabled"
 
         await wait_until(disabled, "endpoint disabled after failing too long")
-        await wait_until(lambda: _logged(caplog, f"disabled endpoint={ep['id']}"), "disable logged")
+        await wait_until(
+            lambda: _logged(caplog, f"endpoint_disabled subscriber_id={ep['id']}"), "disable logged"
+        )
         clock.advance(5)
         assert bridge.dispatcher is not None
         await bridge.dispatcher.tick()
@@ -247,7 +249,7 @@ async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
 
 
 def _reason(caplog: pytest.LogCaptureFixture) -> str:
-    return next(r.getMessage() for r in caplog.records if "disabled endpoint=" in r.getMessage())
+    return next(r.getMessage() for r in caplog.records if "endpoint_disabled " in r.getMessage())
 
 
 async def test_dispatch_slow_endpoint_does_not_delay_others(start: Start) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from bridge.cli._common import Commands, load
+from bridge.logs import configure_logging
 
 __all__ = ["register"]
 
@@ -17,16 +17,10 @@ def register(commands: Commands) -> None:
     serve = commands.add("serve", "run the service", _cmd_serve)
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
-    serve.add_argument("-v", "--verbose", action="store_true")
-
-
-def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    serve.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="override logging.format (json: jq-able)"
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -34,8 +28,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from bridge.ingress import run_app
     from bridge.service import Bridge
 
-    _setup_logging(args.verbose)
     cfg = load(args)
+    configure_logging(
+        args.log_format or cfg.logging.format, "DEBUG" if args.verbose else cfg.logging.level
+    )
     bridge = Bridge(cfg)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
