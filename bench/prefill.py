@@ -1,5 +1,5 @@
 """PREFILL for the store-scale workload: write ``n`` stored events straight into a SQLite file
-in paybridge's own schema (:func:`bridge.store.sqlite_schema.migrate`), without the service.
+in paybridge's own schema (:func:`bridge.store.sqlite.schema.migrate`), without the service.
 
 Rows are built from one real request of the bench (parsed and normalized by the real Stripe
 adapter); each copy gets fresh provider ids (the same substitution the load generator uses)
@@ -17,7 +17,7 @@ from pathlib import Path
 import bridge  # noqa: F401  (load order: bridge before adapters)
 from adapters.stripe import StripeAdapter
 from bench.payload import BENCH_SECRET, EventFactory
-from bridge.store.sqlite_schema import migrate
+from bridge.store.sqlite.schema import migrate
 
 __all__ = ["prefill_sqlite"]
 

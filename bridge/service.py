@@ -32,8 +32,8 @@ from bridge.errors import ConfigError, StoreError
 from bridge.logs import transition
 from bridge.metrics import Metrics
 from bridge.store import create_store
-from bridge.store._rows import object_json
 from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
+from bridge.store.bodies import object_json
 from bridge.webhook import WebhookSender
 
 if TYPE_CHECKING:

@@ -57,7 +57,7 @@ class InboxRecord:
     received_at: float
     payload: bytes
     # orjson bytes of ``payload``'s data.object when that is exactly what canonical events of
-    # this request embed (see bridge.store._rows.stored_body): stores then keep it once.
+    # this request embed (see bridge.store.bodies.stored_body): stores then keep it once.
     object_json: bytes | None = None
 
 

@@ -1,4 +1,4 @@
-"""bridge/store/_pg_batch.py: the gathering of writes, without a database."""
+"""bridge/store/postgres/batch.py: the gathering of writes, without a database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bridge.errors import StoreError
-from bridge.store._pg_batch import Gathered
+from bridge.store.postgres.batch import Gathered
 
 
 async def test_gathered_writes_what_waits_together_in_bounded_batches() -> None:

@@ -13,7 +13,7 @@ from bridge.errors import StoreError
 from bridge.store import create_store
 from bridge.store.base import Delivery, IngestResult
 from bridge.store.postgres import PostgresStore
-from bridge.store.postgres_schema import MIGRATIONS
+from bridge.store.postgres.schema import MIGRATIONS
 from tests.store.store_factories import (
     LEASE_S,
     NOW,
@@ -293,7 +293,7 @@ async def test_postgres_bookkeeping_commits_do_not_wait_for_the_wal_flush(
     pg_store: PostgresStore,
 ) -> None:
     """Ingest and admin changes commit durably; outcomes, leases and claims run on the
-    bookkeeping pool (synchronous_commit = off): see bridge.store._pg_conn."""
+    bookkeeping pool (synchronous_commit = off): see bridge.store.postgres.pool."""
     db = pg_store._db
     async with db.tx() as conn:
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
@@ -376,14 +376,15 @@ async def test_postgres_unsubscribed_requests_stored_together(
     one batch is won by its first request, a fact twice goes to its first request, events
     keep their order, and a request the database refuses fails alone."""
     batches: list[int] = []
-    many = pg_store._ingest_many
+    part: Any = pg_store._ingest
+    many = part._ingest_many
 
     async def counted(items: list[Any]) -> list[Any]:
-        out = await many(items)
+        out: list[Any] = await many(items)
         batches.append(len(items))
         return out
 
-    monkeypatch.setattr(pg_store, "_ingest_many", counted)
+    monkeypatch.setattr(part, "_ingest_many", counted)
     await ingest(pg_store, "evt_warm", normalized(event("w_0")))  # loads the subscriber cache
     a, b, a_again, c, d = await asyncio.gather(
         ingest(pg_store, "evt_a", normalized(event("cs_1"), event("in_1", "invoice.paid"))),

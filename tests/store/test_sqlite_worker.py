@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import _sqlite_worker
-from bridge.store._sqlite_worker import SqliteWorker, writer_should_finish
+from bridge.store.sqlite import worker as _sqlite_worker
+from bridge.store.sqlite.worker import SqliteWorker, writer_should_finish
 
 
 def _init(conn: sqlite3.Connection) -> None:

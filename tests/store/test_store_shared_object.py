@@ -11,8 +11,8 @@ import pytest
 
 from adapters.base import Normalized
 from bridge.events import Event
-from bridge.store._rows import OBJECT_MARK, event_from_stored, object_json, stored_body
 from bridge.store.base import InboxRecord, Store
+from bridge.store.bodies import OBJECT_MARK, event_from_stored, object_json, stored_body
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
 from tests.store.store_factories import LEASE_S, NOW, WINDOW_S, endpoint

@@ -1,13 +1,16 @@
-"""PostgreSQL store, subscribers: read fresh from the database on every call (another
-instance may change them); writes drop this instance's ingest-path cache."""
+"""PostgreSQL store, subscribers: read fresh from the database on every admin call (another
+instance may change them); the ingest path reads them through :class:`SubscriberCache`."""
 
 from __future__ import annotations
 
-from bridge.store._pg_conn import PgPool
-from bridge.store._rows import SUBSCRIBER_COLUMNS, subscriber_from_row, subscriber_params
-from bridge.store.base import Page, Subscriber, SubscriberKind
+import time
+from typing import Any
 
-__all__ = ["PgSubscribers"]
+from bridge.store.base import Page, Subscriber, SubscriberKind
+from bridge.store.postgres.pool import PgPool
+from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row, subscriber_params
+
+__all__ = ["PgSubscribers", "SubscriberCache"]
 
 _COLUMNS = [c.strip() for c in SUBSCRIBER_COLUMNS.split(",")]
 _UPSERT = (
@@ -17,20 +20,47 @@ _UPSERT = (
 )
 
 
+class SubscriberCache:
+    """This instance's copy of every subscriber, kept for at most ``max_age_s`` (0 disables):
+    another instance's change is seen within that bound, this instance's own changes at once
+    (they call :meth:`forget`)."""
+
+    def __init__(self, max_age_s: float) -> None:
+        self._max_age_s = max_age_s
+        self._subscribers: list[Subscriber] | None = None
+        self._loaded_at = 0.0
+
+    def forget(self) -> None:
+        self._subscribers = None
+
+    def fresh(self) -> list[Subscriber] | None:
+        """The cached subscribers while they are fresh, else None."""
+        if time.monotonic() - self._loaded_at < self._max_age_s:
+            return self._subscribers
+        return None
+
+    async def get(self, conn: Any) -> list[Subscriber]:
+        """The fresh copy, or the rows read now on ``conn``."""
+        subs = self.fresh()
+        if subs is None:
+            rows = await conn.fetch(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers")
+            subs = self._subscribers = [subscriber_from_row(r) for r in rows]
+            self._loaded_at = time.monotonic()
+        return subs
+
+
 class PgSubscribers:
-    """Mixed into :class:`bridge.store.postgres.PostgresStore`."""
+    """The subscriber part of the PostgreSQL store."""
 
-    _db: PgPool
+    def __init__(self, db: PgPool, cache: SubscriberCache) -> None:
+        self._db = db
+        self._cache = cache
 
-    def _forget_subscribers(self) -> None:
-        raise NotImplementedError
-
-    # -- subscribers --------------------------------------------------------------------------
     async def put_subscriber(self, sub: Subscriber) -> Subscriber:
         """Insert or replace ``sub`` (by id); raises :class:`StoreError`."""
         async with self._db.conn() as conn:
             await conn.execute(_UPSERT, *subscriber_params(sub))
-        self._forget_subscribers()
+        self._cache.forget()
         return sub
 
     async def get_subscriber(self, subscriber_id: str) -> Subscriber | None:
@@ -51,16 +81,11 @@ class PgSubscribers:
                 "DELETE FROM deliveries WHERE subscriber_id = $1 AND status = 'pending'",
                 subscriber_id,
             )
-        self._forget_subscribers()
+        self._cache.forget()
         return gone is not None
 
     async def list_subscribers(
-        self,
-        *,
-        kind: SubscriberKind | None = None,
-        livemode: bool | None = None,
-        offset: int = 0,
-        limit: int = 100,
+        self, kind: SubscriberKind | None, livemode: bool | None, offset: int, limit: int
     ) -> Page[Subscriber]:
         """Newest first, then by id; raises :class:`StoreError`."""
         where = "WHERE ($1::text IS NULL OR kind = $1) AND ($2::bool IS NULL OR livemode = $2)"

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from bridge.errors import StoreError
-from bridge.store.postgres_schema import migrate
+from bridge.store.postgres.schema import migrate
 
 __all__ = ["DB_ERRORS", "PgPool"]
 

@@ -1,7 +1,7 @@
 """PostgreSQL schema, as numbered migrations applied in order at start (``schema_migrations``).
 
-Same tables and columns as :mod:`bridge.store.sqlite_schema` (the row mapping in
-:mod:`bridge.store._rows` is shared). Times are unix seconds (``DOUBLE PRECISION``); event
+Same tables and columns as :mod:`bridge.store.sqlite.schema` (the row mapping in
+:mod:`bridge.store.rows` is shared). Times are unix seconds (``DOUBLE PRECISION``); event
 bodies are the exact ``Event.to_json()`` bytes (``BYTEA``), so deliveries are byte-exact.
 
 :func:`migrate` holds a session-level ``pg_advisory_lock`` while it migrates, so several
@@ -129,7 +129,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         2,
         """
         -- An event body stored with its provider object replaced by a mark refers to the
-        -- inbox row (same provider) that holds the object (bridge.store._rows.stored_body).
+        -- inbox row (same provider) that holds the object (bridge.store.bodies.stored_body).
         ALTER TABLE events ADD COLUMN object_of TEXT;
         """,
     ),

@@ -1,23 +1,20 @@
-"""PostgreSQL store, second half: delivery claims and outcomes, resend and the read side."""
+"""PostgreSQL store, deliveries: claims, attempts and their outcomes (with the subscriber's
+failure streak), leases and resends."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.events import Event
-from bridge.store._pg_batch import Gathered
-from bridge.store._pg_conn import PgPool
-from bridge.store._rows import (
-    ATTEMPT_COLUMNS,
-    SUBSCRIBER_COLUMNS,
-    attempt_from_row,
-    event_from_stored,
-    matching_subscribers,
-    outcome_row,
-    subscriber_from_row,
-)
-from bridge.store.base import AttemptRecord, Delivery, DeliveryOutcome, Page
+from bridge.store.base import Delivery, DeliveryOutcome
+from bridge.store.bodies import event_from_stored
+from bridge.store.parts import Lease
+from bridge.store.planning import matching_subscribers, outcome_row
+from bridge.store.postgres.batch import Gathered
+from bridge.store.postgres.pool import PgPool
+from bridge.store.postgres.reads import EVENT_SQL
+from bridge.store.postgres.subscribers import SubscriberCache
+from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row
 
 __all__ = ["PgDeliveries"]
 
@@ -65,12 +62,6 @@ class DeliveredOutcomes:
             self._cleared()
         return [None] * len(rows)
 
-
-# An event's stored body and the raw request whose object it refers to (if any).
-_EVENT = (
-    "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
-    " ON i.provider = e.source AND i.provider_event_id = e.object_of"
-)
 
 # The subquery locks due rows with SKIP LOCKED, so concurrent claimers split the queue; a row
 # another claimer leased and committed meanwhile is re-checked against the lease condition
@@ -121,46 +112,27 @@ UPDATE subscribers SET
 WHERE id = $4 AND (failing_since IS NULL OR ({_DISABLE}))
 """
 
-_COUNTS = """
-SELECT
-    (SELECT COUNT(*) FROM inbox) AS inbox,
-    (SELECT COUNT(*) FROM inbox WHERE status = 'ignored') AS ignored,
-    (SELECT COUNT(*) FROM events) AS events,
-    (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending,
-    (SELECT COUNT(*) FROM deliveries WHERE status = 'dead') AS dead,
-    (SELECT COUNT(*) FROM deferred) AS held,
-    (SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch') AS pending_fetch
-"""
-
 
 class PgDeliveries:
-    """Mixed into :class:`bridge.store.postgres.PostgresStore`."""
+    """The delivery part of the PostgreSQL store."""
 
-    _db: PgPool
-    _delivered: DeliveredOutcomes
-
-    def _forget_subscribers(self) -> None:
-        raise NotImplementedError
+    def __init__(self, db: PgPool, cache: SubscriberCache) -> None:
+        self._db = db
+        self._cache = cache
+        self._delivered = DeliveredOutcomes(db, cache.forget)
 
     async def claim_due(
-        self,
-        *,
-        now: float,
-        owner: str,
-        lease_s: float,
-        limit: int,
-        handlers: Sequence[str],
-        exclude_subscribers: Sequence[str] = (),
+        self, lease: Lease, limit: int, handlers: Sequence[str], exclude: Sequence[str]
     ) -> list[Delivery]:
         """See :meth:`Store.claim_due`; raises :class:`StoreError`."""
         async with self._db.tx(durable=False) as conn:
             rows = await conn.fetch(
                 _CLAIM,
-                owner,
-                now + lease_s,
-                now,
+                lease.owner,
+                lease.until,
+                lease.now,
                 limit,
-                list(exclude_subscribers),
+                list(exclude),
                 ["handler:" + h for h in handlers],
             )
         return [
@@ -176,12 +148,12 @@ class PgDeliveries:
             for r in rows
         ]
 
-    async def start_attempt(
-        self, delivery_id: int, *, now: float, owner: str, lease_s: float
-    ) -> int | None:
+    async def start_attempt(self, delivery_id: int, lease: Lease) -> int | None:
         """See :meth:`Store.start_attempt`; raises :class:`StoreError`."""
         async with self._db.conn(durable=False) as conn:
-            aid = await conn.fetchval(_START_ATTEMPT, delivery_id, now, now + lease_s, owner)
+            aid = await conn.fetchval(
+                _START_ATTEMPT, delivery_id, lease.now, lease.until, lease.owner
+            )
         return int(aid) if aid is not None else None
 
     async def finish_attempt(
@@ -189,9 +161,8 @@ class PgDeliveries:
         attempt_id: int,
         delivery_id: int,
         outcome: DeliveryOutcome,
-        *,
         now: float,
-        disable_after_failing_s: float,
+        limit_s: float,
     ) -> None:
         """See :meth:`Store.finish_attempt`; raises :class:`StoreError`."""
         body = outcome.response_body
@@ -231,11 +202,24 @@ class PgDeliveries:
                 now,
                 delivery_id,
             )
-            changed = sid is not None and await self._track_streak(
-                conn, sid, outcome, now, disable_after_failing_s
-            )
+            changed = sid is not None and await self._track_streak(conn, sid, outcome, now, limit_s)
         if changed:
-            self._forget_subscribers()
+            self._cache.forget()
+
+    async def record_attempt(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        started: Lease,
+        now: float,
+        limit_s: float,
+    ) -> bool:
+        """See :meth:`Store.record_attempt`: started, then finished."""
+        attempt_id = await self.start_attempt(delivery_id, started)
+        if attempt_id is None:
+            return False
+        await self.finish_attempt(attempt_id, delivery_id, outcome, now, limit_s)
+        return True
 
     @staticmethod
     async def _track_streak(
@@ -262,7 +246,7 @@ class PgDeliveries:
             )
         return bool(status != "UPDATE 0")
 
-    async def release(self, delivery_ids: Sequence[int], *, owner: str) -> None:
+    async def release(self, delivery_ids: Sequence[int], owner: str) -> None:
         """See :meth:`Store.release`; raises :class:`StoreError`."""
         if not delivery_ids:
             return
@@ -274,13 +258,11 @@ class PgDeliveries:
                 owner,
             )
 
-    async def resend(
-        self, event_id: str, *, now: float, subscriber_id: str | None = None
-    ) -> list[int]:
+    async def resend(self, event_id: str, now: float, subscriber_id: str | None) -> list[int]:
         """See :meth:`Store.resend`; raises :class:`LookupError` for an unknown event and
         :class:`StoreError` when the database fails."""
         async with self._db.tx() as conn:
-            row = await conn.fetchrow(f"{_EVENT} WHERE e.id = $1", event_id)
+            row = await conn.fetchrow(f"{EVENT_SQL} WHERE e.id = $1", event_id)
             if row is None:
                 raise LookupError(f"no event {event_id}")
             if subscriber_id is not None:
@@ -301,61 +283,3 @@ class PgDeliveries:
                 targets,
             )
         return sorted(int(r["id"]) for r in rows)
-
-    # -- reads ----------------------------------------------------------------------------------
-    async def list_events(
-        self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
-    ) -> Page[Event]:
-        """Newest first; ``limit=None`` lists them all; raises :class:`StoreError`."""
-        where, args = ("WHERE e.type = $1", [type]) if type else ("", [])
-        n = len(args)
-        async with self._db.conn() as conn:
-            count = await conn.fetchval(f"SELECT COUNT(*) FROM events e {where}", *args)
-            rows = await conn.fetch(
-                f"{_EVENT} {where} ORDER BY e.seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
-                *args,
-                limit,
-                offset,
-            )
-        return Page(int(count), [event_from_stored(r[0], r[1]) for r in rows])
-
-    async def get_event(self, event_id: str) -> Event | None:
-        """The stored event or None; raises :class:`StoreError`."""
-        async with self._db.conn() as conn:
-            row = await conn.fetchrow(f"{_EVENT} WHERE e.id = $1", event_id)
-        return event_from_stored(row[0], row[1]) if row is not None else None
-
-    async def list_attempts(
-        self,
-        *,
-        event_id: str | None = None,
-        subscriber_id: str | None = None,
-        offset: int = 0,
-        limit: int = 20,
-    ) -> Page[AttemptRecord]:
-        """Newest first; raises :class:`StoreError`."""
-        conds: list[str] = []
-        args: list[str] = []
-        for column, value in (("a.event_id", event_id), ("a.subscriber_id", subscriber_id)):
-            if value is not None:
-                args.append(value)
-                conds.append(f"{column} = ${len(args)}")
-        where = ("WHERE " + " AND ".join(conds)) if conds else ""
-        n = len(args)
-        async with self._db.conn() as conn:
-            count = await conn.fetchval(f"SELECT COUNT(*) FROM attempts a {where}", *args)
-            rows = await conn.fetch(
-                f"SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN deliveries d"
-                f" ON d.id = a.delivery_id {where} ORDER BY a.id DESC"
-                f" LIMIT ${n + 1} OFFSET ${n + 2}",
-                *args,
-                limit,
-                offset,
-            )
-        return Page(int(count), [attempt_from_row(r) for r in rows])
-
-    async def counts(self) -> dict[str, int]:
-        """Row counts: inbox, ignored, events, pending, dead, held; raises :class:`StoreError`."""
-        async with self._db.conn() as conn:
-            row = await conn.fetchrow(_COUNTS)
-        return {k: int(v) for k, v in row.items()}

@@ -113,7 +113,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         2,
         """
         -- An event body stored with its provider object replaced by a mark refers to the
-        -- inbox row (same provider) that holds the object (bridge.store._rows.stored_body).
+        -- inbox row (same provider) that holds the object (bridge.store.bodies.stored_body).
         ALTER TABLE events ADD COLUMN object_of TEXT;
         """,
     ),

@@ -1,36 +1,24 @@
-"""SQLite store, second half: delivery claims and outcomes, resend and the read side."""
+"""SQLite store, deliveries: claims, attempts and their outcomes (with the subscriber's
+failure streak), leases and resends."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 
-from bridge.events import Event
-from bridge.store._rows import (
-    ATTEMPT_COLUMNS,
-    attempt_from_row,
-    event_from_stored,
-    matching_subscribers,
-    outcome_row,
-)
-from bridge.store._sqlite_worker import SqliteWorker
-from bridge.store.base import (
-    AttemptRecord,
-    Delivery,
-    DeliveryOutcome,
-    Page,
-    Subscriber,
-)
+from bridge.store.base import Delivery, DeliveryOutcome
+from bridge.store.bodies import event_from_stored
+from bridge.store.parts import Lease
+from bridge.store.planning import matching_subscribers, outcome_row
+from bridge.store.sqlite.reads import EVENT_SQL
+from bridge.store.sqlite.subscribers import SubscriberCache
+from bridge.store.sqlite.worker import SqliteWorker
 
 __all__ = ["SqliteDeliveries"]
 
 _Conn = sqlite3.Connection
 _RESPONSE_BODY_MAX = 1024
-# An event's stored body and the raw request whose object it refers to (if any).
-_EVENT = (
-    "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
-    " ON i.provider = e.source AND i.provider_event_id = e.object_of"
-)
 
 
 def _capped(body: str | None) -> str | None:
@@ -38,35 +26,21 @@ def _capped(body: str | None) -> str | None:
 
 
 class SqliteDeliveries:
-    """Mixed into :class:`bridge.store.sqlite.SqliteStore`."""
+    """The delivery part of the SQLite store."""
 
-    _worker: SqliteWorker
-    _subscribers: list[Subscriber] | None
+    def __init__(self, worker: SqliteWorker, cache: SubscriberCache) -> None:
+        self._worker = worker
+        self._cache = cache
 
-    def _subs(self, conn: _Conn) -> list[Subscriber]:
-        raise NotImplementedError
-
-    def _is_failing(self, conn: _Conn, sid: str) -> bool:
-        """Whether subscriber ``sid`` has a failure streak, from the subscriber cache (this
-        store is the only writer of its file, and every change it makes resets the cache)."""
-        return any(s.failing_since is not None for s in self._subs(conn) if s.id == sid)
-
-    async def claim_due(
-        self,
-        *,
-        now: float,
-        owner: str,
-        lease_s: float,
-        limit: int,
-        handlers: Sequence[str],
-        exclude_subscribers: Sequence[str] = (),
-    ) -> list[Delivery]:
+    def claim_due(
+        self, lease: Lease, limit: int, handlers: Sequence[str], exclude: Sequence[str]
+    ) -> asyncio.Future[list[Delivery]]:
         def tx(conn: _Conn) -> list[Delivery]:
             allowed = [
                 s.id
-                for s in self._subs(conn)
+                for s in self._cache.get(conn)
                 if s.status == "enabled"
-                and s.id not in exclude_subscribers
+                and s.id not in exclude
                 and (s.kind == "endpoint" or s.id[len("handler:") :] in handlers)
             ]
             if not allowed:
@@ -78,11 +52,11 @@ class SqliteDeliveries:
                 " AND (lease_until IS NULL OR lease_until < ?)"
                 f" AND subscriber_id IN ({marks}) ORDER BY next_attempt_at, id LIMIT ?)"
                 " RETURNING id, event_id, subscriber_id, attempts, next_attempt_at, created_at",
-                (owner, now + lease_s, now, now, *allowed, limit),
+                (lease.owner, lease.until, lease.now, lease.now, *allowed, limit),
             ).fetchall()
             out: list[Delivery] = []
             for r in rows:
-                row = conn.execute(f"{_EVENT} WHERE e.id = ?", (r[1],)).fetchone()
+                row = conn.execute(f"{EVENT_SQL} WHERE e.id = ?", (r[1],)).fetchone()
                 if row is None:
                     continue
                 ev = event_from_stored(row[0], row[1])
@@ -90,23 +64,22 @@ class SqliteDeliveries:
             out.sort(key=lambda d: (d.next_attempt_at, d.id))
             return out
 
-        return await self._worker.call(tx, durable=False)
+        return self._worker.call(tx, durable=False)
 
-    def _start_tx(
-        self, conn: _Conn, delivery_id: int, now: float, owner: str, lease_s: float
-    ) -> int | None:
+    @staticmethod
+    def _start_tx(conn: _Conn, delivery_id: int, lease: Lease) -> int | None:
         row = conn.execute(
             "UPDATE deliveries SET attempts = attempts + 1, updated_at = ?, lease_until = ?"
             " WHERE id = ? AND lease_owner = ? AND status = 'pending'"
             " RETURNING attempts, event_id, subscriber_id",
-            (now, now + lease_s, delivery_id, owner),
+            (lease.now, lease.until, delivery_id, lease.owner),
         ).fetchone()
         if row is None:
             return None
         return conn.execute(
             "INSERT INTO attempts (delivery_id, event_id, subscriber_id, attempt, started_at,"
             " outcome) VALUES (?, ?, ?, ?, ?, 'pending')",
-            (delivery_id, row[1], row[2], row[0], now),
+            (delivery_id, row[1], row[2], row[0], lease.now),
         ).lastrowid
 
     def _finish_tx(
@@ -141,43 +114,29 @@ class SqliteDeliveries:
         if row is not None:
             self._track_streak(conn, row[0], outcome, now, disable_after_failing_s)
 
-    async def start_attempt(
-        self, delivery_id: int, *, now: float, owner: str, lease_s: float
-    ) -> int | None:
-        return await self._worker.call(
-            self._start_tx, delivery_id, now, owner, lease_s, durable=False
-        )
+    def start_attempt(self, delivery_id: int, lease: Lease) -> asyncio.Future[int | None]:
+        return self._worker.call(self._start_tx, delivery_id, lease, durable=False)
 
-    async def finish_attempt(
+    def finish_attempt(
         self,
         attempt_id: int,
         delivery_id: int,
         outcome: DeliveryOutcome,
-        *,
         now: float,
-        disable_after_failing_s: float,
-    ) -> None:
-        await self._worker.call(
-            self._finish_tx,
-            attempt_id,
-            delivery_id,
-            outcome,
-            now,
-            disable_after_failing_s,
-            durable=False,
+        limit_s: float,
+    ) -> asyncio.Future[None]:
+        return self._worker.call(
+            self._finish_tx, attempt_id, delivery_id, outcome, now, limit_s, durable=False
         )
 
-    async def record_attempt(
+    def record_attempt(
         self,
         delivery_id: int,
         outcome: DeliveryOutcome,
-        *,
-        started_at: float,
+        started: Lease,
         now: float,
-        owner: str,
-        lease_s: float,
-        disable_after_failing_s: float,
-    ) -> bool:
+        limit_s: float,
+    ) -> asyncio.Future[bool]:
         status, nxt = outcome_row(outcome, now)
 
         def tx(conn: _Conn) -> bool:
@@ -187,7 +146,7 @@ class SqliteDeliveries:
                 " lease_owner = NULL, lease_until = NULL, updated_at = ?"
                 " WHERE id = ? AND lease_owner = ? AND status = 'pending'"
                 " RETURNING attempts, event_id, subscriber_id",
-                (status, nxt, now, delivery_id, owner),
+                (status, nxt, now, delivery_id, started.owner),
             ).fetchone()
             if row is None:
                 return False
@@ -200,7 +159,7 @@ class SqliteDeliveries:
                     row[1],
                     row[2],
                     row[0],
-                    started_at,
+                    started.now,
                     now,
                     "succeeded" if outcome.delivered else "failed",
                     outcome.status_code,
@@ -209,16 +168,16 @@ class SqliteDeliveries:
                     _capped(outcome.response_body),
                 ),
             )
-            self._track_streak(conn, row[2], outcome, now, disable_after_failing_s)
+            self._track_streak(conn, row[2], outcome, now, limit_s)
             return True
 
-        return await self._worker.call(tx, durable=False)
+        return self._worker.call(tx, durable=False)
 
     def _track_streak(
         self, conn: _Conn, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float
     ) -> None:
         if outcome.delivered:
-            if not self._is_failing(conn, sid):  # the usual case: nothing to clear
+            if not self._cache.is_failing(conn, sid):  # the usual case: nothing to clear
                 return
             changed = conn.execute(
                 "UPDATE subscribers SET failing_since = NULL WHERE id = ?"
@@ -244,9 +203,9 @@ class SqliteDeliveries:
             ).rowcount
             changed = 1  # failing_since may have been set
         if changed:
-            self._subscribers = None
+            self._cache.forget()
 
-    async def release(self, delivery_ids: Sequence[int], *, owner: str) -> None:
+    async def release(self, delivery_ids: Sequence[int], owner: str) -> None:
         if not delivery_ids:
             return
 
@@ -259,18 +218,18 @@ class SqliteDeliveries:
 
         await self._worker.call(tx, durable=False)
 
-    async def resend(
-        self, event_id: str, *, now: float, subscriber_id: str | None = None
-    ) -> list[int]:
+    def resend(
+        self, event_id: str, now: float, subscriber_id: str | None
+    ) -> asyncio.Future[list[int]]:
         def tx(conn: _Conn) -> list[int]:
-            row = conn.execute(f"{_EVENT} WHERE e.id = ?", (event_id,)).fetchone()
+            row = conn.execute(f"{EVENT_SQL} WHERE e.id = ?", (event_id,)).fetchone()
             if row is None:
                 raise LookupError(f"no event {event_id}")
             ev = event_from_stored(row[0], row[1])
             if subscriber_id is not None:
                 targets = [subscriber_id]
             else:
-                subs = [s for s in self._subs(conn) if s.kind == "endpoint"]
+                subs = [s for s in self._cache.get(conn) if s.kind == "endpoint"]
                 targets = matching_subscribers(subs, ev)
             ids: list[int] = []
             for sid in targets:
@@ -284,68 +243,4 @@ class SqliteDeliveries:
                 ids.append(did)
             return ids
 
-        return await self._worker.call(tx)
-
-    # -- reads ----------------------------------------------------------------------------------
-    async def list_events(
-        self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
-    ) -> Page[Event]:
-        def tx(conn: _Conn) -> Page[Event]:
-            where, args = ("WHERE e.type = ?", [type]) if type else ("", [])
-            (count,) = conn.execute(f"SELECT COUNT(*) FROM events e {where}", args).fetchone()
-            rows = conn.execute(
-                f"{_EVENT} {where} ORDER BY e.seq DESC LIMIT ? OFFSET ?",
-                [*args, -1 if limit is None else limit, offset],
-            ).fetchall()
-            return Page(int(count), [event_from_stored(r[0], r[1]) for r in rows])
-
-        return await self._worker.call(tx, durable=False)
-
-    async def get_event(self, event_id: str) -> Event | None:
-        def tx(conn: _Conn) -> Event | None:
-            row = conn.execute(f"{_EVENT} WHERE e.id = ?", (event_id,)).fetchone()
-            return event_from_stored(row[0], row[1]) if row else None
-
-        return await self._worker.call(tx, durable=False)
-
-    async def list_attempts(
-        self,
-        *,
-        event_id: str | None = None,
-        subscriber_id: str | None = None,
-        offset: int = 0,
-        limit: int = 20,
-    ) -> Page[AttemptRecord]:
-        def tx(conn: _Conn) -> Page[AttemptRecord]:
-            conds, args = [], []
-            if event_id is not None:
-                conds.append("a.event_id = ?")
-                args.append(event_id)
-            if subscriber_id is not None:
-                conds.append("a.subscriber_id = ?")
-                args.append(subscriber_id)
-            where = ("WHERE " + " AND ".join(conds)) if conds else ""
-            (count,) = conn.execute(f"SELECT COUNT(*) FROM attempts a {where}", args).fetchone()
-            rows = conn.execute(
-                f"SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN deliveries d"
-                f" ON d.id = a.delivery_id {where} ORDER BY a.id DESC LIMIT ? OFFSET ?",
-                [*args, limit, offset],
-            ).fetchall()
-            return Page(int(count), [attempt_from_row(r) for r in rows])
-
-        return await self._worker.call(tx, durable=False)
-
-    async def counts(self) -> dict[str, int]:
-        def tx(conn: _Conn) -> dict[str, int]:
-            q = {
-                "inbox": "SELECT COUNT(*) FROM inbox",
-                "ignored": "SELECT COUNT(*) FROM inbox WHERE status = 'ignored'",
-                "events": "SELECT COUNT(*) FROM events",
-                "pending": "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
-                "dead": "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'",
-                "held": "SELECT COUNT(*) FROM deferred",
-                "pending_fetch": "SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch'",
-            }
-            return {k: int(conn.execute(sql).fetchone()[0]) for k, sql in q.items()}
-
-        return await self._worker.call(tx, durable=False)
+        return self._worker.call(tx)

@@ -7,7 +7,7 @@ function undoes only its own work: the group is then run again with a SAVEPOINT 
 once; after a group that had company, the next waits up to 2 ms for more (``_COMMIT_DELAY_S``),
 so requests arriving a few milliseconds apart share an fsync; a group already large stops
 waiting at the first 0.5 ms lull. A fixed timer on every commit would halve throughput
-(PITFALLS.md).
+(see bench/PERFORMANCE.md).
 
 Durable and bookkeeping work: with ``synchronous=full`` a group that holds at least one
 ``durable`` job (an ingest, an admin change) is fsynced before anyone hears of it; a group of

@@ -1,0 +1,204 @@
+"""A store put together from a backend's parts (:mod:`bridge.store.parts`): each contract
+method is answered by the part that owns its concern. SQLite and PostgreSQL are composed here
+in the same way; a backend adds only its parts and how it opens and closes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adapters.base import Normalized
+from bridge.events import Event
+from bridge.store.base import (
+    AttemptRecord,
+    ClaimedDeferred,
+    Delivery,
+    DeliveryOutcome,
+    InboxRecord,
+    IngestResult,
+    Page,
+    Store,
+    Subscriber,
+    SubscriberKind,
+)
+from bridge.store.parts import (
+    CorrelationPart,
+    DeliveryPart,
+    IngestPart,
+    Lease,
+    ReadPart,
+    SubscriberPart,
+    Writing,
+)
+
+__all__ = ["ComposedStore"]
+
+
+class ComposedStore(Store):
+    """The contract over one backend's parts; subclasses implement ``open`` and ``close``."""
+
+    def __init__(
+        self,
+        *,
+        ingest: IngestPart,
+        correlation: CorrelationPart,
+        subscribers: SubscriberPart,
+        deliveries: DeliveryPart,
+        reads: ReadPart,
+    ) -> None:
+        self._ingest = ingest
+        self._correlation = correlation
+        self._subscriber_part = subscribers
+        self._deliveries = deliveries
+        self._reads = reads
+
+    # -- ingress ----------------------------------------------------------------------------
+    async def ingest(
+        self,
+        record: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        w = Writing(now, owner, now + lease_s, frozenset(local_handlers), correlation_window_s)
+        return await self._ingest.ingest(record, normalized, w)
+
+    async def claim_due_deferred(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedDeferred]:
+        return await self._correlation.claim_due_deferred(Lease(now, owner, lease_s), limit)
+
+    async def resolve_deferred(
+        self,
+        deferred_id: int,
+        *,
+        emit: bool,
+        now: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+        invoice: str | None = None,
+    ) -> IngestResult:
+        w = Writing(now, owner, now + lease_s, frozenset(local_handlers))
+        return await self._correlation.resolve_deferred(deferred_id, emit, invoice, w)
+
+    async def claim_pending_fetches(
+        self, *, now: float, owner: str, lease_s: float, limit: int
+    ) -> list[InboxRecord]:
+        return await self._correlation.claim_pending_fetches(Lease(now, owner, lease_s), limit)
+
+    async def complete_fetch(
+        self,
+        pending: InboxRecord,
+        fetched: InboxRecord,
+        normalized: Normalized,
+        *,
+        now: float,
+        correlation_window_s: float,
+        owner: str,
+        lease_s: float,
+        local_handlers: Sequence[str],
+    ) -> IngestResult:
+        w = Writing(now, owner, now + lease_s, frozenset(local_handlers), correlation_window_s)
+        return await self._correlation.complete_fetch(pending, fetched, normalized, w)
+
+    # -- subscribers --------------------------------------------------------------------------
+    async def put_subscriber(self, sub: Subscriber) -> Subscriber:
+        return await self._subscriber_part.put_subscriber(sub)
+
+    async def get_subscriber(self, subscriber_id: str) -> Subscriber | None:
+        return await self._subscriber_part.get_subscriber(subscriber_id)
+
+    async def delete_subscriber(self, subscriber_id: str) -> bool:
+        return await self._subscriber_part.delete_subscriber(subscriber_id)
+
+    async def list_subscribers(
+        self,
+        *,
+        kind: SubscriberKind | None = None,
+        livemode: bool | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Subscriber]:
+        return await self._subscriber_part.list_subscribers(kind, livemode, offset, limit)
+
+    # -- deliveries ---------------------------------------------------------------------------
+    async def claim_due(
+        self,
+        *,
+        now: float,
+        owner: str,
+        lease_s: float,
+        limit: int,
+        handlers: Sequence[str],
+        exclude_subscribers: Sequence[str] = (),
+    ) -> list[Delivery]:
+        lease = Lease(now, owner, lease_s)
+        return await self._deliveries.claim_due(lease, limit, handlers, exclude_subscribers)
+
+    async def start_attempt(
+        self, delivery_id: int, *, now: float, owner: str, lease_s: float
+    ) -> int | None:
+        return await self._deliveries.start_attempt(delivery_id, Lease(now, owner, lease_s))
+
+    async def finish_attempt(
+        self,
+        attempt_id: int,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        *,
+        now: float,
+        disable_after_failing_s: float,
+    ) -> None:
+        await self._deliveries.finish_attempt(
+            attempt_id, delivery_id, outcome, now, disable_after_failing_s
+        )
+
+    async def record_attempt(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        *,
+        started_at: float,
+        now: float,
+        owner: str,
+        lease_s: float,
+        disable_after_failing_s: float,
+    ) -> bool:
+        started = Lease(started_at, owner, lease_s)
+        return await self._deliveries.record_attempt(
+            delivery_id, outcome, started, now, disable_after_failing_s
+        )
+
+    async def release(self, delivery_ids: Sequence[int], *, owner: str) -> None:
+        await self._deliveries.release(delivery_ids, owner)
+
+    async def resend(
+        self, event_id: str, *, now: float, subscriber_id: str | None = None
+    ) -> list[int]:
+        return await self._deliveries.resend(event_id, now, subscriber_id)
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def list_events(
+        self, *, type: str | None = None, offset: int = 0, limit: int | None = 20
+    ) -> Page[Event]:
+        return await self._reads.list_events(type, offset, limit)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return await self._reads.get_event(event_id)
+
+    async def list_attempts(
+        self,
+        *,
+        event_id: str | None = None,
+        subscriber_id: str | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> Page[AttemptRecord]:
+        return await self._reads.list_attempts(event_id, subscriber_id, offset, limit)
+
+    async def counts(self) -> dict[str, int]:
+        return await self._reads.counts()

@@ -1,0 +1,86 @@
+"""PostgreSQL store, the read side: events (bodies rebuilt around their inbox row's object),
+attempts and counts."""
+
+from __future__ import annotations
+
+from bridge.events import Event
+from bridge.store.base import AttemptRecord, Page
+from bridge.store.bodies import event_from_stored
+from bridge.store.postgres.pool import PgPool
+from bridge.store.rows import ATTEMPT_COLUMNS, attempt_from_row
+
+__all__ = ["EVENT_SQL", "PgReads"]
+
+# An event's stored body and the raw request whose object it refers to (if any).
+EVENT_SQL = (
+    "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
+    " ON i.provider = e.source AND i.provider_event_id = e.object_of"
+)
+
+_COUNTS = """
+SELECT
+    (SELECT COUNT(*) FROM inbox) AS inbox,
+    (SELECT COUNT(*) FROM inbox WHERE status = 'ignored') AS ignored,
+    (SELECT COUNT(*) FROM events) AS events,
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending,
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'dead') AS dead,
+    (SELECT COUNT(*) FROM deferred) AS held,
+    (SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch') AS pending_fetch
+"""
+
+
+class PgReads:
+    """The read part of the PostgreSQL store."""
+
+    def __init__(self, db: PgPool) -> None:
+        self._db = db
+
+    async def list_events(self, type: str | None, offset: int, limit: int | None) -> Page[Event]:
+        """Newest first; ``limit=None`` lists them all; raises :class:`StoreError`."""
+        where, args = ("WHERE e.type = $1", [type]) if type else ("", [])
+        n = len(args)
+        async with self._db.conn() as conn:
+            count = await conn.fetchval(f"SELECT COUNT(*) FROM events e {where}", *args)
+            rows = await conn.fetch(
+                f"{EVENT_SQL} {where} ORDER BY e.seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
+                limit,
+                offset,
+            )
+        return Page(int(count), [event_from_stored(r[0], r[1]) for r in rows])
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """The stored event or None; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(f"{EVENT_SQL} WHERE e.id = $1", event_id)
+        return event_from_stored(row[0], row[1]) if row is not None else None
+
+    async def list_attempts(
+        self, event_id: str | None, subscriber_id: str | None, offset: int, limit: int
+    ) -> Page[AttemptRecord]:
+        """Newest first; raises :class:`StoreError`."""
+        conds: list[str] = []
+        args: list[str] = []
+        for column, value in (("a.event_id", event_id), ("a.subscriber_id", subscriber_id)):
+            if value is not None:
+                args.append(value)
+                conds.append(f"{column} = ${len(args)}")
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        n = len(args)
+        async with self._db.conn() as conn:
+            count = await conn.fetchval(f"SELECT COUNT(*) FROM attempts a {where}", *args)
+            rows = await conn.fetch(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN deliveries d"
+                f" ON d.id = a.delivery_id {where} ORDER BY a.id DESC"
+                f" LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
+                limit,
+                offset,
+            )
+        return Page(int(count), [attempt_from_row(r) for r in rows])
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts: inbox, ignored, events, pending, dead, held; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(_COUNTS)
+        return {k: int(v) for k, v in row.items()}

@@ -1,0 +1,86 @@
+"""SQLite store, subscribers: kept in a cache owned by the writer thread (this store is the
+only writer of its file, and every change it makes, or rolls back, drops the cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from bridge.store.base import Page, Subscriber, SubscriberKind
+from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row, subscriber_params
+from bridge.store.sqlite.worker import SqliteWorker
+
+__all__ = ["SqliteSubscribers", "SubscriberCache"]
+
+_MARKS = ", ".join("?" * len(SUBSCRIBER_COLUMNS.split(",")))
+
+
+class SubscriberCache:
+    """Every subscriber row, read once and kept until :meth:`forget`; writer thread only."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] | None = None
+
+    def get(self, conn: sqlite3.Connection) -> list[Subscriber]:
+        if self._subscribers is None:
+            rows = conn.execute(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers").fetchall()
+            self._subscribers = [subscriber_from_row(r) for r in rows]
+        return self._subscribers
+
+    def forget(self) -> None:
+        """Drop the cache: a subscriber row changed, or work that read one was rolled back."""
+        self._subscribers = None
+
+    def is_failing(self, conn: sqlite3.Connection, sid: str) -> bool:
+        """Whether subscriber ``sid`` has a failure streak."""
+        return any(s.failing_since is not None for s in self.get(conn) if s.id == sid)
+
+
+class SqliteSubscribers:
+    """The subscriber part of the SQLite store."""
+
+    def __init__(self, worker: SqliteWorker, cache: SubscriberCache) -> None:
+        self._worker = worker
+        self._cache = cache
+
+    def put_subscriber(self, sub: Subscriber) -> asyncio.Future[Subscriber]:
+        def tx(conn: sqlite3.Connection) -> Subscriber:
+            conn.execute(
+                f"INSERT OR REPLACE INTO subscribers ({SUBSCRIBER_COLUMNS}) VALUES ({_MARKS})",
+                subscriber_params(sub),
+            )
+            self._cache.forget()
+            return sub
+
+        return self._worker.call(tx)
+
+    def get_subscriber(self, subscriber_id: str) -> asyncio.Future[Subscriber | None]:
+        def tx(conn: sqlite3.Connection) -> Subscriber | None:
+            return next((s for s in self._cache.get(conn) if s.id == subscriber_id), None)
+
+        return self._worker.call(tx, durable=False)
+
+    def delete_subscriber(self, subscriber_id: str) -> asyncio.Future[bool]:
+        def tx(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)).rowcount
+            conn.execute(
+                "DELETE FROM deliveries WHERE subscriber_id = ? AND status = 'pending'",
+                (subscriber_id,),
+            )
+            self._cache.forget()
+            return gone > 0
+
+        return self._worker.call(tx)
+
+    def list_subscribers(
+        self, kind: SubscriberKind | None, livemode: bool | None, offset: int, limit: int
+    ) -> asyncio.Future[Page[Subscriber]]:
+        def tx(conn: sqlite3.Connection) -> Page[Subscriber]:
+            subs = [
+                s
+                for s in sorted(self._cache.get(conn), key=lambda s: (-s.created_at, s.id))
+                if (kind is None or s.kind == kind) and (livemode is None or s.livemode == livemode)
+            ]
+            return Page(len(subs), subs[offset : offset + limit])
+
+        return self._worker.call(tx, durable=False)
