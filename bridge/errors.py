@@ -15,6 +15,7 @@
     │       └── EndpointReadOnlyError  the endpoint comes from the YAML config → 409
     ├── DeliveryError          one delivery attempt failed
     │   ├── RetryableDeliveryError   retried on the schedule
+    │   │   └── ResponseError        the receiver broke HTTP before a status
     │   └── PermanentDeliveryError   not retried (e.g. 410 Gone disables the endpoint)
     └── StoreError             the store could not commit                      → 503
 """
@@ -34,6 +35,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermanentDeliveryError",
     "RequestError",
+    "ResponseError",
     "RetryableDeliveryError",
     "SignatureError",
     "StoreError",
@@ -133,6 +135,11 @@ class DeliveryError(BridgeError):
 
 class RetryableDeliveryError(DeliveryError):
     """The attempt failed in a way that is retried on the schedule."""
+
+
+class ResponseError(RetryableDeliveryError):
+    """The receiver broke HTTP before a status: a malformed or oversized response head, or the
+    connection closed before one."""
 
 
 class PermanentDeliveryError(DeliveryError):

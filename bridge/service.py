@@ -34,6 +34,7 @@ from bridge.metrics import Metrics
 from bridge.store import create_store
 from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
 from bridge.store.bodies import object_json
+from bridge.transport import AiohttpTransport
 from bridge.webhook import WebhookSender
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class Bridge:
         self.adapters: dict[str, Adapter] = self._make_adapters(config)
         self.dispatcher: Dispatcher | None = None
         self._sender: WebhookSender | None = None
+        self._transport: AiohttpTransport | None = None
         self._started = False
         self._background: set[asyncio.Task[object]] = set()
         self._stripe: stripe.StripeClient | None = None
@@ -126,15 +128,20 @@ class Bridge:
         for spec in self.bus.handlers:
             await self._put_handler(spec)
         pk = self.config.sources.payment_kit
+        delivery = self.config.delivery
+        self._transport = AiohttpTransport(
+            timeout_s=delivery.timeout_s,
+            allow_private=delivery.allow_private_networks,
+            limit=delivery.max_in_flight,
+            limit_per_host=delivery.max_in_flight_per_endpoint,
+        )
         self._sender = WebhookSender(
-            timeout_s=self.config.delivery.timeout_s,
-            allow_private_networks=self.config.delivery.allow_private_networks,
+            transport=self._transport,
             app_secret_key=(
                 pk.app_secret_key.get_secret_value() if pk and pk.app_secret_key else None
             ),
             clock=self.clock,
         )
-        await self._sender.start()
         await self._open_stripe_client()
         stripe_cfg = self.config.sources.stripe
         self.dispatcher = Dispatcher(
@@ -168,8 +175,9 @@ class Bridge:
             summary = await self.dispatcher.stop(self.config.server.shutdown_timeout_s)
         for task in list(self._background):
             task.cancel()
-        if self._sender is not None:
-            await self._sender.close()
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
         if self._stripe_http is not None:
             await self._stripe_http.close()
             self._stripe_http = self._stripe = None

@@ -15,10 +15,9 @@ address that was checked (no DNS-rebinding window between check and connect)::
 Two parts are needed because aiohttp's ``TCPConnector`` skips the resolver for IP-literal
 hosts (``_resolve_host``: ``if is_ip_address(host): return [...]``, aiohttp 3.14):
 :class:`GuardedResolver` covers host names, :func:`ssrf_trace_config` covers IP literals.
-paybridge's own sender (:class:`bridge.webhook.WebhookSender`) calls
+paybridge's transport (:class:`bridge.transport.AiohttpTransport`) calls
 :func:`check_ip_literal_host` itself before each request instead of installing the trace
-config (whose signals cost every request several coroutine calls; the verdict on a literal
-never changes, so it is kept per URL).
+config (whose signals cost every request several coroutine calls).
 A refused host name surfaces as ``aiohttp.ClientConnectorDNSError`` whose ``os_error`` is an
 :class:`UnsafeAddressError`; a refused literal raises :class:`UnsafeAddressError` itself.
 Both are ``OSError``; :func:`find_unsafe_address_error` finds the cause in either case.

@@ -1,8 +1,9 @@
-"""Outbound webhook requests: body, signature headers per scheme, one guarded POST.
+"""Outbound webhook requests: body, signature headers per scheme, one POST per attempt through
+an injected transport.
 
-Schemes (DESIGN.md "Outbound webhook request"): ``standard`` (Standard Webhooks, the default),
+Schemes: ``standard`` (Standard Webhooks, the default),
 ``stripe`` (``X-Webhook-Signature: t=…,v1=…``) and ``blocklet`` (Blocklet component signature
-over a Payment Kit webhook-event body). The HTTP client (:mod:`bridge.http_client`) refuses
+over a Payment Kit webhook-event body). The real transport (:mod:`bridge.transport`) refuses
 private addresses unless allowed (:mod:`bridge.ssrf`), follows no redirects, keeps no cookies
 and ignores proxy variables.
 """
@@ -15,19 +16,17 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ResponseError
 from bridge.events import Event
-from bridge.http_client import WebhookHTTP
 from bridge.signing import standard_webhook_headers, stripe_scheme_headers
-from bridge.ssrf import check_ip_literal_host, find_unsafe_address_error
+from bridge.ssrf import find_unsafe_address_error
 from bridge.store.base import Subscriber
+from bridge.transport import Transport
 
 __all__ = ["USER_AGENT", "SendResult", "WebhookSender", "build_request", "describe_error"]
 
-_RESPONSE_BODY_MAX = 1024
 _TARGETS_KEPT = 10_000  # parsed endpoint URLs kept (forgotten all at once past this)
 USER_AGENT = "paybridge-webhooks/0.1"
 
@@ -89,48 +88,28 @@ def build_request(
 
 
 class WebhookSender:
-    """Owns the outbound HTTP session; :meth:`send` makes one attempt and never raises for
-    network or HTTP failures (they come back in :class:`SendResult`)."""
+    """Signs and POSTs one attempt through an injected :class:`bridge.transport.Transport`;
+    :meth:`send` never raises for network or HTTP failures (they come back in
+    :class:`SendResult`). The transport is the caller's: it opens and closes it."""
 
     def __init__(
         self,
         *,
-        timeout_s: float,
-        allow_private_networks: bool,
+        transport: Transport,
         app_secret_key: str | None = None,
         clock: Callable[[], float] = time.time,
-        resolver: AbstractResolver | None = None,
     ) -> None:
-        self._timeout_s = timeout_s
-        self._allow_private = allow_private_networks
+        self._transport = transport
         self._app_secret_key = app_secret_key
         self._clock = clock
-        self._resolver = resolver
-        self._http: WebhookHTTP | None = None
         self._targets: dict[str, URL] = {}
-
-    async def start(self) -> None:
-        """Open the guarded HTTP client (call once, before :meth:`send`)."""
-        self._http = WebhookHTTP(
-            timeout_s=self._timeout_s,
-            allow_private=self._allow_private,
-            body_limit=_RESPONSE_BODY_MAX,
-            resolver=self._resolver,
-        )
-
-    async def close(self) -> None:
-        """Close the HTTP client; idempotent."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
 
     async def send(self, sub: Subscriber, event: Event) -> SendResult:
         """POST ``event`` to ``sub.url``, signed for ``sub``; no redirects followed.
 
         Never raises for a failed attempt: a request that cannot be signed (see
-        :func:`build_request`), a refused address, a timeout or a connection error comes back
-        as ``SendResult.error``. Raises AssertionError when :meth:`start` was not called."""
-        assert self._http is not None, "WebhookSender.start() was not called"
+        :func:`build_request`), a refused address, a timeout, a connection error or a broken
+        response comes back as ``SendResult.error``."""
         started = time.perf_counter()
         try:
             body, headers = build_request(
@@ -139,25 +118,23 @@ class WebhookSender:
         except (ValueError, TypeError, BridgeError) as exc:  # a configuration problem
             return SendResult(None, exc, None, None, 0.0)
         try:
-            resp = await self._http.post(self._target(sub.url or ""), body, headers)
-        except (TimeoutError, OSError, ValueError) as exc:
+            resp = await self._transport.post(self._target(sub.url or ""), body, headers)
+        except (TimeoutError, OSError, ValueError, ResponseError) as exc:
             return SendResult(None, exc, None, None, (time.perf_counter() - started) * 1000)
         return SendResult(
             resp.status,
             resp.error,
             resp.body.decode("utf-8", "replace"),
-            resp.headers.get("retry-after"),
+            resp.headers.get("Retry-After"),
             (time.perf_counter() - started) * 1000,
         )
 
     def _target(self, url: str) -> URL:
-        """``url`` parsed, its host checked if it is an IP literal (host names are checked by
-        :class:`WebhookHTTP` when connecting). The verdict on a literal never changes, so
-        it is kept per URL. Raises UnsafeAddressError (an OSError) or ValueError."""
+        """``url`` parsed once and kept (forgotten all at once past ``_TARGETS_KEPT``).
+        Raises ValueError for a URL that does not parse."""
         target = self._targets.get(url)
         if target is None:
             target = URL(url)
-            check_ip_literal_host(target.raw_host or "", allow_private=self._allow_private)
             if len(self._targets) >= _TARGETS_KEPT:
                 self._targets.clear()
             self._targets[url] = target

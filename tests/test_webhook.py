@@ -1,25 +1,29 @@
 """bridge/webhook.py: outbound request per signature scheme (checked with the receivers' own
-libraries) and one guarded POST against real local receivers."""
+libraries), one POST against real local receivers through the real transport, and what the
+sender makes of each answer over a transport without sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 import pytest
 import stripe
 from aiohttp import web
+from multidict import CIMultiDict
 from standardwebhooks import Webhook, WebhookVerificationError
+from yarl import URL
 
 from bridge.blocklet import generate_secret_key, public_key_of, verify_component
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, ResponseError
 from bridge.events import Event
 from bridge.retry import Outcome, classify
 from bridge.signing import generate_endpoint_secret
 from bridge.store.base import Subscriber
+from bridge.transport import AiohttpTransport, TransportResponse
 from bridge.webhook import SendResult, WebhookSender, build_request, describe_error
 from tests.receivers import always, held_by, ok, redirect_to, running
 
@@ -56,10 +60,28 @@ def _sub(url: str = "http://127.0.0.1:9/hook", **overrides: Any) -> Subscriber:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[WebhookSender]:
-    s = WebhookSender(timeout_s=5, allow_private_networks=True)
-    await s.start()
-    yield s
-    await s.close()
+    transport = AiohttpTransport(timeout_s=5, allow_private=True)
+    yield WebhookSender(transport=transport)
+    await transport.close()
+
+
+class FakeTransport:
+    """A transport without sockets: records each request, answers from ``answers`` in turn
+    (a TransportResponse, or an exception to raise)."""
+
+    def __init__(self, *answers: TransportResponse | BaseException) -> None:
+        self.answers = list(answers)
+        self.requests: list[tuple[URL, bytes, dict[str, str]]] = []
+
+    async def post(self, url: URL, body: bytes, headers: Mapping[str, str]) -> TransportResponse:
+        self.requests.append((url, body, dict(headers)))
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def close(self) -> None:
+        return None
 
 
 # -- build_request --------------------------------------------------------------------------
@@ -225,27 +247,25 @@ async def test_sender_connection_refused_is_an_error_not_an_exception(
 
 async def test_sender_times_out() -> None:
     gate = asyncio.Event()
-    s = WebhookSender(timeout_s=0.2, allow_private_networks=True)
-    await s.start()
+    transport = AiohttpTransport(timeout_s=0.2, allow_private=True)
     try:
         async with running(held_by(gate)) as (rcv,):
-            res = await s.send(_sub(rcv.url()), _event())
+            res = await WebhookSender(transport=transport).send(_sub(rcv.url()), _event())
             gate.set()
     finally:
-        await s.close()
+        await transport.close()
     assert res.status is None
     assert isinstance(res.error, TimeoutError)
     assert describe_error(res.error) == "timeout"
 
 
 async def test_sender_refuses_private_address_when_not_allowed() -> None:
-    s = WebhookSender(timeout_s=5, allow_private_networks=False)
-    await s.start()
+    transport = AiohttpTransport(timeout_s=5, allow_private=False)
     try:
         async with running(ok()) as (rcv,):
-            res = await s.send(_sub(rcv.url()), _event())
+            res = await WebhookSender(transport=transport).send(_sub(rcv.url()), _event())
     finally:
-        await s.close()
+        await transport.close()
     assert rcv.requests == []
     assert res.status is None
     assert res.error is not None
@@ -268,3 +288,44 @@ async def test_sender_response_status_without_body(sender: WebhookSender) -> Non
     async with running(no_content) as (rcv,):
         res = await sender.send(_sub(rcv.url()), _event())
     assert (res.status, res.response_body) == (204, "")
+
+
+# -- send, over a transport without sockets -------------------------------------------------
+
+
+async def test_sender_hands_the_signed_request_to_its_transport() -> None:
+    transport = FakeTransport(TransportResponse(202, CIMultiDict({"Retry-After": "9"}), b"fine"))
+    ev, now = _event(), float(int(time.time()))
+    res = await WebhookSender(transport=transport, clock=lambda: now).send(_sub(), ev)
+    ((url, body, headers),) = transport.requests
+    assert (url, body) == (URL("http://127.0.0.1:9/hook"), ev.to_json())
+    assert headers["webhook-timestamp"] == str(int(now))
+    Webhook(SECRET).verify(body, headers)
+    assert (res.status, res.response_body, res.retry_after, res.error) == (202, "fine", "9", None)
+
+
+async def test_sender_keeps_the_status_when_the_body_failed() -> None:
+    cut = TimeoutError()
+    transport = FakeTransport(TransportResponse(200, CIMultiDict(), b"par\xff", cut))
+    res = await WebhookSender(transport=transport).send(_sub(), _event())
+    assert (res.status, res.error, res.response_body) == (200, cut, "par\ufffd")
+    assert classify(res.status, res.error) is Outcome.DELIVERED
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [TimeoutError(), ConnectionRefusedError(111, "refused"), ResponseError("closed early")],
+    ids=["timeout", "connect", "broken-response"],
+)
+async def test_sender_turns_transport_failures_into_results(failure: BaseException) -> None:
+    transport = FakeTransport(failure)
+    res = await WebhookSender(transport=transport).send(_sub(), _event())
+    assert (res.status, res.error) == (None, failure)
+    assert classify(res.status, res.error) is Outcome.RETRY
+
+
+async def test_sender_with_an_unparseable_url_reports_it_and_sends_nothing() -> None:
+    transport = FakeTransport()
+    res = await WebhookSender(transport=transport).send(_sub("http://[::1/hook"), _event())
+    assert isinstance(res.error, ValueError)
+    assert transport.requests == []
