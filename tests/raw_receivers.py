@@ -117,7 +117,7 @@ class FqdnResolver(AbstractResolver):
     """A resolver over a fixed table that, like DNS, treats ``name.`` (a fully qualified name)
     as ``name``. No test depends on the machine's DNS."""
 
-    def __init__(self, table: dict[str, str]) -> None:
+    def __init__(self, table: dict[str, list[str]]) -> None:
         self.table = table
         self.queries: list[str] = []
 
@@ -125,11 +125,20 @@ class FqdnResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         self.queries.append(host)
-        address = self.table.get(host.removesuffix("."))
-        if address is None:
+        addresses = self.table.get(host.removesuffix("."))
+        if addresses is None:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0, flags=0)]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+            for address in addresses
+        ]
 
     async def close(self) -> None:
         return None

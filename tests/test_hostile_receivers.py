@@ -237,7 +237,7 @@ def _tls_server(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLConte
 
 async def test_trailing_dot_host_delivers_over_tls_to_the_checked_address(tmp_path: Path) -> None:
     server_ctx, trusting = _tls_server(tmp_path, "hooks.example.com")
-    resolver = FqdnResolver({"hooks.example.com": "127.0.0.1"})
+    resolver = FqdnResolver({"hooks.example.com": ["127.0.0.1"]})
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nTLS"
     async with raw_receiver(replying(reply), ssl_context=server_ctx) as rcv:
         url = rcv.url.with_host("hooks.example.com.")
@@ -252,7 +252,9 @@ async def test_trailing_dot_host_delivers_over_tls_to_the_checked_address(tmp_pa
 
 async def test_tls_verifies_the_host_name_and_the_certificate(tmp_path: Path) -> None:
     server_ctx, trusting = _tls_server(tmp_path, "hooks.example.com")
-    resolver = FqdnResolver({"hooks.example.com": "127.0.0.1", "other.example.com": "127.0.0.1"})
+    resolver = FqdnResolver(
+        {"hooks.example.com": ["127.0.0.1"], "other.example.com": ["127.0.0.1"]}
+    )
     async with raw_receiver(replying(OK_REPLY), ssl_context=server_ctx) as rcv:
         async with _sender(resolver=resolver, ssl_context=trusting) as sender:
             wrong_name = await sender.send(_sub(rcv.url.with_host("other.example.com.")), _event())
@@ -267,10 +269,22 @@ async def test_tls_verifies_the_host_name_and_the_certificate(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "host",
-    ["internal.example.com", "internal.example.com.", "127.0.0.1", "::1", "169.254.169.254"],
+    [
+        "internal.example.com",
+        "internal.example.com.",
+        "mixed.example.com",
+        "127.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "169.254.169.254",
+    ],
 )
 async def test_ssrf_guard_refuses_private_names_and_literals(host: str) -> None:
-    resolver = FqdnResolver({"internal.example.com": "127.0.0.1"})
+    """By name (also fully qualified, also with one public answer among private ones) and
+    by literal: refused before any connection."""
+    resolver = FqdnResolver(
+        {"internal.example.com": ["127.0.0.1"], "mixed.example.com": ["93.184.216.34", "127.0.0.1"]}
+    )
     async with (
         raw_receiver(replying(OK_REPLY)) as rcv,
         _sender(allow_private=False, resolver=resolver) as sender,

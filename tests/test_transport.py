@@ -161,7 +161,7 @@ async def test_no_status_before_the_deadline_is_a_timeout() -> None:
 
 
 async def test_host_name_connects_to_the_checked_address_or_is_refused() -> None:
-    resolver = FqdnResolver({"receiver.test": "127.0.0.1"})
+    resolver = FqdnResolver({"receiver.test": ["127.0.0.1"]})
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     async with raw_receiver(replying(ok)) as rcv:
         named = rcv.url.with_host("receiver.test")
@@ -192,3 +192,16 @@ async def test_header_with_a_line_break_is_refused_before_sending(
         with pytest.raises(ValueError):
             await transport.post(rcv.url, b"{}", {"X-A": "1\r\nX-B: 2"})
     assert rcv.heads == []
+
+
+async def test_proxy_variables_are_ignored(
+    transport: AiohttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    async with raw_receiver(replying(ok)) as proxy, raw_receiver(replying(ok)) as target:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, str(proxy.url.with_path("")))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert (await transport.post(target.url, b"{}", {})).status == 200
+    assert (proxy.connections, len(target.heads)) == (0, 1)
