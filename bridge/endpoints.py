@@ -319,23 +319,19 @@ async def send_test_event(
     Raises:
         EndpointNotFoundError; InvalidEndpointError when ``event_type`` is not a catalog type.
     """
+    from bridge.transport import AiohttpTransport
     from bridge.webhook import WebhookSender, describe_error
 
     sub = await get_endpoint(store, endpoint_id, livemode=livemode)
     if event_type is not None and event_type not in CATALOG:
         raise InvalidEndpointError(f"event type {event_type!r} is not in the catalog")
     event = make_sample_event(sub, now=clock(), event_type=event_type)
-    sender = WebhookSender(
-        timeout_s=config.delivery.timeout_s,
-        allow_private_networks=config.delivery.allow_private_networks,
-        app_secret_key=_app_secret_key(config),
-        clock=clock,
-    )
-    await sender.start()
+    transport = AiohttpTransport.from_config(config.delivery)
+    sender = WebhookSender(transport=transport, app_secret_key=_app_secret_key(config), clock=clock)
     try:
         result = await sender.send(sub, event)
     finally:
-        await sender.close()
+        await transport.close()
     delivered = result.error is None and result.status is not None and 200 <= result.status < 300
     return SentTestEvent(
         event=event,

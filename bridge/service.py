@@ -128,13 +128,7 @@ class Bridge:
         for spec in self.bus.handlers:
             await self._put_handler(spec)
         pk = self.config.sources.payment_kit
-        delivery = self.config.delivery
-        self._transport = AiohttpTransport(
-            timeout_s=delivery.timeout_s,
-            allow_private=delivery.allow_private_networks,
-            limit=delivery.max_in_flight,
-            limit_per_host=delivery.max_in_flight_per_endpoint,
-        )
+        self._transport = AiohttpTransport.from_config(self.config.delivery)
         self._sender = WebhookSender(
             transport=self._transport,
             app_secret_key=(

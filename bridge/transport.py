@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from bridge.config import DeliveryConfig
 from bridge.errors import ResponseError
 from bridge.ssrf import GuardedResolver, check_ip_literal_host
 
@@ -111,6 +112,17 @@ class AiohttpTransport:
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_FIELD_BYTES,
             max_headers=MAX_HEADERS,
+        )
+
+    @classmethod
+    def from_config(cls, delivery: DeliveryConfig) -> AiohttpTransport:
+        """The transport the ``delivery`` settings describe (deadline, private networks,
+        connection limits)."""
+        return cls(
+            timeout_s=delivery.timeout_s,
+            allow_private=delivery.allow_private_networks,
+            limit=delivery.max_in_flight,
+            limit_per_host=delivery.max_in_flight_per_endpoint,
         )
 
     async def post(self, url: URL, body: bytes, headers: Mapping[str, str]) -> TransportResponse:
