@@ -19,8 +19,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/paybridge serve -c $(CONFIG)
 
+# The runner finds PostgreSQL (PAYBRIDGE_TEST_POSTGRES_URL, else the default local server if
+# it answers), says whether its tests run, and without it scopes the coverage gate to the rest.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --cov=bridge --cov=adapters --cov-branch \
+	$(BIN)/python -m tests.pytest_with_postgres -q --cov=bridge --cov=adapters --cov-branch \
 		--cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: $(STAMP)

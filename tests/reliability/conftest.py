@@ -1,6 +1,6 @@
 """Fixtures of the reliability tests: a verifying receiver, service processes that are always
-stopped at teardown, a fresh PostgreSQL database per test (skips without
-``PAYBRIDGE_TEST_POSTGRES_URL`` outside CI, like ``tests/store``)."""
+stopped at teardown, a fresh PostgreSQL database per test (on the server ``tests/store``
+uses, skipping without one outside CI)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The ``store`` fixture: every contract test runs against SQLite and PostgreSQL.
 
-PostgreSQL comes from ``PAYBRIDGE_TEST_POSTGRES_URL`` (a server where we may create
-databases). The session creates its own ``paybridge_test_<random>`` database and drops it at
-the end; each test starts from empty tables (TRUNCATE). Without the variable the PostgreSQL
-cases skip, unless ``CI`` is set: then they fail, so CI cannot silently test less.
+PostgreSQL comes from ``PAYBRIDGE_TEST_POSTGRES_URL``, else the default local server if it
+answers (:mod:`tests.pytest_with_postgres`), a server where we may create databases. The
+session creates its own ``paybridge_test_<random>`` database and drops it at the end; each test
+starts from empty tables (TRUNCATE). Without a server the PostgreSQL cases skip, unless ``CI``
+is set: then they fail, so CI cannot silently test less.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import pytest
 from bridge.store.base import Store
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
+from tests.pytest_with_postgres import choose_postgres
 from tests.store.store_factories import FreshDatabase, OpenStore
 
-ENV_URL = "PAYBRIDGE_TEST_POSTGRES_URL"
 _TABLES = "inbox, events, subscribers, deliveries, attempts, pi_links, pi_standalone, deferred"
 
 
@@ -48,15 +49,13 @@ def run_admin(url: str, sql: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
-    """The server URL from the environment; skips (or fails under ``CI``) without it."""
-    url = os.environ.get(ENV_URL)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{ENV_URL} is not set but CI is: PostgreSQL tests must run in CI")
-        pytest.skip(
-            f"PostgreSQL tests need {ENV_URL} (e.g. postgresql://postgres@127.0.0.1/postgres)"
-        )
-    return url
+    """The server the PostgreSQL tests use; skips without one (fails under ``CI``)."""
+    choice = choose_postgres(os.environ)
+    if choice.url is None:
+        if choice.required:
+            pytest.fail(f"CI is set: PostgreSQL tests must run in CI, but {choice.reason}")
+        pytest.skip(f"no PostgreSQL server: {choice.reason}")
+    return choice.url
 
 
 @pytest.fixture(scope="session")
