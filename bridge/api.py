@@ -1,26 +1,40 @@
-"""The admin REST API (``/api/*``): webhook endpoints (Payment Kit's ``webhookEndpoints``
-shape), events, resend and delivery attempts.
+"""The admin REST API (``/api/*``): webhook endpoints (the twin of Payment Kit's
+``webhookEndpoints``), events, resend and delivery attempts. Route handlers are thin shims over
+:mod:`bridge.endpoints` and the store; bodies are in Payment Kit's shapes
+(:mod:`bridge.api_shapes`).
 
-Auth: ``Authorization: Bearer <key>`` checked in constant time against ``admin.api_keys``;
-missing or wrong → 401. With no key configured the whole API answers 404: off, never open.
+Auth (:mod:`bridge.api_auth`): ``Authorization: Bearer <admin key>``, or a Blocklet component
+signature from ``sources.payment_kit.app_public_key`` (how ``@blocklet/payment-js`` calls);
+missing or wrong → 401. With neither configured the whole API answers 404: off, never open.
+
+``livemode`` comes from the query string (``?livemode=true|false``, which the SDK adds to every
+call): a create under it makes an endpoint of that mode, and list/retrieve/update/delete/rotate
+see only that mode's endpoints (another mode's id is 404). A call without it is not restricted
+(both modes listed; a create takes ``livemode`` from the body, default false), as before.
+A create is idempotent per caller (:mod:`bridge.idempotency`): sent again after a lost answer,
+it gets the first endpoint back (``Idempotent-Replayed: true``). A create signed by the app
+defaults to ``signature: blocklet`` (what Payment Kit's own deliveries carry), which needs
+``sources.payment_kit.app_secret_key``: without it such a create is refused (400) unless it
+names another scheme.
 Lists answer ``{"count": total, "list": [...]}``; ``page`` starts at 1, ``size`` (alias
 ``pageSize``) defaults to 20, at most 100.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
 from bridge import endpoints
+from bridge.api_auth import Caller, authenticate
 from bridge.api_models import ResendRequest, RotateRequest, parse_body, parse_json_object
+from bridge.api_shapes import attempt_json, endpoint_json, expanded_attempt_json, iso
 from bridge.errors import RequestError
+from bridge.events import Event
 from bridge.store.base import AttemptRecord, Subscriber
 
 if TYPE_CHECKING:
@@ -31,61 +45,14 @@ __all__ = ["add_admin_routes", "attempt_json", "endpoint_json", "iso"]
 log = logging.getLogger(__name__)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Guarded = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
+_RECENT_ATTEMPTS = 20  # attempts shown with a retrieved endpoint
 
 
-def iso(ts: float | None) -> str | None:
-    """Unix seconds → ISO 8601 UTC (Payment Kit's timestamp format)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def endpoint_json(s: Subscriber, *, secret: str | None = None) -> dict[str, Any]:
-    """The API shape of an endpoint; ``secret`` only on create and rotate."""
-    out: dict[str, Any] = {
-        "id": s.id,
-        "object": "webhook_endpoint",
-        "url": s.url,
-        "enabled_events": s.enabled_events,
-        "status": s.status,
-        "description": s.description,
-        "metadata": s.metadata,
-        "signature": s.signature,
-        "livemode": s.livemode,
-        "api_version": s.api_version,
-        "created_via": s.created_via,
-        "created_at": iso(s.created_at),
-        "updated_at": iso(s.updated_at),
-        "disabled_reason": s.disabled_reason,
-    }
-    if secret is not None:
-        out["secret"] = secret
-    return out
-
-
-def attempt_json(a: AttemptRecord) -> dict[str, Any]:
-    """A delivery attempt in Payment Kit's ``WebhookAttempt`` shape (plus timing fields)."""
-    return {
-        "id": f"wha_{a.id}",
-        "object": "webhook_attempt",
-        "event_id": a.event_id,
-        "webhook_endpoint_id": a.subscriber_id,
-        "delivery_id": a.delivery_id,
-        "status": a.status,
-        "response_status": a.status_code,
-        "response_body": a.response_body,
-        "retry_count": a.attempt - 1,
-        "attempt": a.attempt,
-        "error": a.error,
-        "duration_ms": a.duration_ms,
-        "delivery_status": a.delivery_status,
-        "created_at": iso(a.started_at),
-        "finished_at": iso(a.finished_at),
-    }
+def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
 
 
 def _paging(request: web.Request) -> tuple[int, int]:
@@ -116,22 +83,22 @@ class _Admin:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self.keys = [k.get_secret_value().encode() for k in bridge.config.admin.api_keys]
+        pk = bridge.config.sources.payment_kit
+        self.app_public_key = pk.app_public_key if pk is not None else None
 
-    def guarded(self, handler: _Handler) -> _Handler:
+    def guarded(self, handler: _Guarded) -> _Handler:
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            if not self.keys:
-                raise RequestError("not found", status=404, error_type="not_found")
-            auth = request.headers.get("Authorization", "")
-            scheme, _, token = auth.partition(" ")
-            given = token.strip().encode()
-            ok = False
-            for key in self.keys:  # every key compared: timing reveals nothing
-                ok |= hmac.compare_digest(given, key)
-            if scheme.lower() != "bearer" or not given or not ok:
-                raise RequestError(
-                    "missing or invalid admin API key", status=401, error_type="unauthorized"
-                )
-            return await handler(request)
+            caller = authenticate(
+                request.headers,
+                method=request.method,
+                path=request.rel_url.raw_path,
+                query=request.query,
+                body=await request.read() if request.can_read_body else b"",
+                admin_keys=self.keys,
+                app_public_key=self.app_public_key,
+                now=self.bridge.clock(),
+            )
+            return await handler(request, caller)
 
         return wrapper
 
@@ -140,49 +107,96 @@ class _Admin:
             self.bridge.dispatcher.invalidate()
 
     # -- endpoints: thin shims over bridge.endpoints --------------------------------------------
-    async def list_endpoints(self, request: web.Request) -> web.Response:
+    async def list_endpoints(self, request: web.Request, _caller: Caller) -> web.Response:
         offset, size = _paging(request)
         page = await endpoints.list_endpoints(
             self.bridge.store, livemode=_livemode(request), offset=offset, limit=size
         )
         return _json({"count": page.count, "list": [endpoint_json(s) for s in page.items]})
 
-    async def create_endpoint(self, request: web.Request) -> web.Response:
+    async def create_endpoint(self, request: web.Request, caller: Caller) -> web.Response:
         fields = parse_json_object(await request.read())
+        if caller.kind == "app":  # Payment Kit's SDK: sign deliveries as Payment Kit does
+            fields.setdefault("signature", "blocklet")
         created = await endpoints.create_endpoint(
-            self.bridge.store, self.bridge.config, fields, clock=self.bridge.clock
+            self.bridge.store,
+            self.bridge.config,
+            fields,
+            livemode=_livemode(request),
+            caller=caller.id,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            clock=self.bridge.clock,
         )
-        self._changed()
         sub = created.endpoint
-        log.info("endpoint %s created via the API (%s)", sub.id, ", ".join(sub.enabled_events))
-        return _json(endpoint_json(sub, secret=created.secret))
+        if created.replayed:
+            log.info("endpoint %s: a repeated create answered with it", sub.id)
+            headers = {"Idempotent-Replayed": "true"}
+        else:
+            self._changed()
+            log.info("endpoint %s created via the API (%s)", sub.id, ", ".join(sub.enabled_events))
+            headers = None
+        return _json(endpoint_json(sub, secret=created.secret), headers=headers)
 
-    async def get_endpoint(self, request: web.Request) -> web.Response:
-        sub = await endpoints.get_endpoint(self.bridge.store, request.match_info["id"])
-        return _json(endpoint_json(sub))
+    async def get_endpoint(self, request: web.Request, _caller: Caller) -> web.Response:
+        sub = await endpoints.get_endpoint(
+            self.bridge.store, request.match_info["id"], livemode=_livemode(request)
+        )
+        return _json(await self._expanded(sub))
 
-    async def update_endpoint(self, request: web.Request) -> web.Response:
-        endpoint_id = request.match_info["id"]
-        await endpoints.writable_endpoint(self.bridge.store, endpoint_id)  # 404/409 first
+    async def _expanded(self, sub: Subscriber) -> dict[str, object]:
+        """``TWebhookEndpointExpanded``: the endpoint with its most recent attempts."""
+        page = await self.bridge.store.list_attempts(subscriber_id=sub.id, limit=_RECENT_ATTEMPTS)
+        events = await self._events(page.items)
+        shown = endpoint_json(sub)
+        attempts = [
+            expanded_attempt_json(a, event=events.get(a.event_id), endpoint=shown)
+            for a in page.items
+        ]
+        return {**shown, "attempts": attempts}
+
+    async def _events(self, attempts: list[AttemptRecord]) -> dict[str, Event]:
+        found: dict[str, Event] = {}
+        for event_id in dict.fromkeys(a.event_id for a in attempts):
+            event = await self.bridge.store.get_event(event_id)
+            if event is not None:
+                found[event_id] = event
+        return found
+
+    async def update_endpoint(self, request: web.Request, _caller: Caller) -> web.Response:
+        endpoint_id, livemode = request.match_info["id"], _livemode(request)
+        # 404 and 409 before the body is looked at
+        await endpoints.writable_endpoint(self.bridge.store, endpoint_id, livemode=livemode)
         fields = parse_json_object(await request.read())
         new = await endpoints.update_endpoint(
-            self.bridge.store, self.bridge.config, endpoint_id, fields, clock=self.bridge.clock
+            self.bridge.store,
+            self.bridge.config,
+            endpoint_id,
+            fields,
+            livemode=livemode,
+            clock=self.bridge.clock,
         )
         self._changed()
         return _json(endpoint_json(new))
 
-    async def delete_endpoint(self, request: web.Request) -> web.Response:
-        sub = await endpoints.delete_endpoint(self.bridge.store, request.match_info["id"])
+    async def delete_endpoint(self, request: web.Request, _caller: Caller) -> web.Response:
+        sub = await endpoints.delete_endpoint(
+            self.bridge.store, request.match_info["id"], livemode=_livemode(request)
+        )
         self._changed()
         log.info("endpoint %s deleted via the API", sub.id)
         return _json({**endpoint_json(sub), "deleted": True})
 
-    async def rotate_secret(self, request: web.Request) -> web.Response:
-        endpoint_id = request.match_info["id"]
-        await endpoints.writable_endpoint(self.bridge.store, endpoint_id)  # 404/409 first
+    async def rotate_secret(self, request: web.Request, _caller: Caller) -> web.Response:
+        endpoint_id, livemode = request.match_info["id"], _livemode(request)
+        await endpoints.writable_endpoint(self.bridge.store, endpoint_id, livemode=livemode)
         body = parse_body(RotateRequest, await request.read())
         rotated = await endpoints.rotate_secret(
-            self.bridge.store, self.bridge.config, endpoint_id, body.secret, clock=self.bridge.clock
+            self.bridge.store,
+            self.bridge.config,
+            endpoint_id,
+            body.secret,
+            livemode=livemode,
+            clock=self.bridge.clock,
         )
         self._changed()
         log.info(
@@ -193,23 +207,22 @@ class _Admin:
         return _json(endpoint_json(rotated.endpoint, secret=rotated.secret))
 
     # -- events ---------------------------------------------------------------------------------
-    async def list_events(self, request: web.Request) -> web.Response:
+    async def list_events(self, request: web.Request, _caller: Caller) -> web.Response:
         offset, size = _paging(request)
         page = await self.bridge.store.list_events(
             type=request.query.get("type") or None, offset=offset, limit=size
         )
         return _json({"count": page.count, "list": [e.model_dump(mode="json") for e in page.items]})
 
-    async def get_event(self, request: web.Request) -> web.Response:
+    async def get_event(self, request: web.Request, _caller: Caller) -> web.Response:
         ev = await self.bridge.store.get_event(request.match_info["id"])
         if ev is None:
             raise RequestError("no such event", status=404, error_type="not_found")
         attempts = await self.bridge.store.list_attempts(event_id=ev.id, limit=100)
-        return _json(
-            {**ev.model_dump(mode="json"), "attempts": [attempt_json(a) for a in attempts.items]}
-        )
+        shown = [attempt_json(a, livemode=ev.livemode) for a in attempts.items]
+        return _json({**ev.model_dump(mode="json"), "attempts": shown})
 
-    async def resend(self, request: web.Request) -> web.Response:
+    async def resend(self, request: web.Request, _caller: Caller) -> web.Response:
         event_id = request.match_info["id"]
         endpoint_id = parse_body(ResendRequest, await request.read()).endpoint_id
         if endpoint_id is not None:
@@ -224,7 +237,7 @@ class _Admin:
         log.info("event %s resent: %d deliveries queued", event_id, len(ids))
         return _json({"event_id": event_id, "deliveries": ids})
 
-    async def list_attempts(self, request: web.Request) -> web.Response:
+    async def list_attempts(self, request: web.Request, _caller: Caller) -> web.Response:
         offset, size = _paging(request)
         page = await self.bridge.store.list_attempts(
             event_id=request.query.get("event_id") or None,
@@ -232,7 +245,12 @@ class _Admin:
             offset=offset,
             limit=size,
         )
-        return _json({"count": page.count, "list": [attempt_json(a) for a in page.items]})
+        events = await self._events(page.items)
+        shown = [
+            attempt_json(a, livemode=e.livemode if (e := events.get(a.event_id)) else None)
+            for a in page.items
+        ]
+        return _json({"count": page.count, "list": shown})
 
 
 def add_admin_routes(app: web.Application, bridge: Bridge) -> None:

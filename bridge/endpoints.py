@@ -38,6 +38,7 @@ from bridge.errors import (
     InvalidEndpointError,
 )
 from bridge.events import Event
+from bridge.idempotency import decide, replay_id
 from bridge.signing import generate_endpoint_secret, standard_webhook_headers
 from bridge.ssrf import UnsafeURLError, check_url
 from bridge.store.base import Page, Store, Subscriber
@@ -70,6 +71,7 @@ class WithSecret:
 
     endpoint: Subscriber
     secret: str
+    replayed: bool = False  # a repeated create answered with the endpoint the first one made
 
     def __repr__(self) -> str:  # never show the secret
         return f"WithSecret(endpoint={self.endpoint!r})"
@@ -162,6 +164,8 @@ async def create_endpoint(
     fields: Mapping[str, Any],
     *,
     livemode: bool | None = None,
+    caller: str | None = None,
+    idempotency_key: str | None = None,
     clock: Clock = time.time,
 ) -> WithSecret:
     """Register an endpoint from ``fields`` (``url``, ``enabled_events``, optional ``id``,
@@ -169,22 +173,44 @@ async def create_endpoint(
     ``api_version``). A ``livemode`` argument wins over the field. Without a ``secret`` one
     is generated; the secret is returned here and never again (except by a rotation).
 
+    With a ``caller`` (a stable, secret-free name of the credential), a create sent again is
+    answered with the endpoint the first one made (``WithSecret.replayed``), by the rule of
+    :mod:`bridge.idempotency`; ``idempotency_key`` is the ``Idempotency-Key`` a client sent.
+
     Raises:
         InvalidEndpointError: a field fails validation, the URL is refused, or the endpoint
             cannot be signed for.
-        EndpointConflictError: ``id`` is taken.
+        EndpointConflictError: ``id`` is taken, or ``idempotency_key`` was used before for
+            another request.
     """
     body = validate(EndpointCreate, fields, InvalidEndpointError)
     await _check_url(body.url, config)
     if body.id is not None and await store.get_subscriber(body.id) is not None:
         raise EndpointConflictError(f"webhook endpoint {body.id} already exists")
-    secret = body.secret or generate_endpoint_secret()
-    sub = body.to_subscriber(secret=secret, now=clock())
+    now = clock()
+    sub = body.to_subscriber(secret=body.secret or generate_endpoint_secret(), now=now)
     if livemode is not None:
         sub = replace(sub, livemode=livemode)
     check_signable(sub, config)
+    if caller is not None and body.id is None:
+        request = body.model_dump(mode="json", exclude={"livemode"})
+        rid = replay_id(caller, sub.livemode, request, idempotency_key)
+        existing = await store.get_subscriber(rid)
+        verdict = decide(
+            existing,
+            sub,
+            keyed=idempotency_key is not None,
+            secret_given=body.secret is not None,
+            now=now,
+        )
+        if verdict == "replay" and existing is not None:
+            return WithSecret(existing, existing.secret or "", replayed=True)
+        if verdict == "conflict":
+            raise EndpointConflictError("Idempotency-Key already used for a different request")
+        if verdict == "create":
+            sub = replace(sub, id=rid)
     await store.put_subscriber(sub)
-    return WithSecret(sub, secret)
+    return WithSecret(sub, sub.secret or "")
 
 
 async def update_endpoint(
