@@ -1,4 +1,4 @@
-// Drives ArcBlock's own code for tests/interop/test_blocklet_interop.py.
+// Drives ArcBlock's, Stripe's and Svix's own code for the tests in tests/interop.
 // Reads a JSON array of commands on stdin, writes a JSON array of results on stdout.
 // Every body/value crosses as JSON *text*, so JS sees exactly what JSON.parse gives it.
 'use strict';
@@ -60,7 +60,24 @@ async function sdkVerify(cmd) {
   });
 }
 
+// Receivers as their libraries verify: stripe-node's webhooks.constructEvent (throws on a bad
+// signature) and svix's Webhook.verify (Standard Webhooks; svix 2 returns nothing and throws
+// on a bad signature). Both answer the parsed event once it verified.
+function stripeConstruct(cmd) {
+  const Stripe = require('stripe');
+  const stripe = new Stripe('sk_test_unused');
+  return stripe.webhooks.constructEvent(cmd.body, cmd.header, cmd.secret);
+}
+
+function svixVerify(cmd) {
+  const { Webhook } = require('svix');
+  new Webhook(cmd.secret).verify(cmd.body, cmd.headers);
+  return JSON.parse(cmd.body);
+}
+
 const handlers = {
+  stripe_construct: async (cmd) => stripeConstruct(cmd),
+  svix_verify: async (cmd) => svixVerify(cmd),
   stringify: async (cmd) => stableStringify(JSON.parse(cmd.json)),
   sdk_sign: sdkSign,
   sdk_verify: sdkVerify,

@@ -1,15 +1,12 @@
 """bridge.blocklet against ArcBlock's own JavaScript (@blocklet/sdk 1.17.12, @ocap/wallet
 1.30.24, json-stable-stringify 1.3.0, pinned in package-lock.json), both ways.
 
-Needs ``node``; node_modules are installed by ``install.sh`` on first use. Without node the
-tests skip, unless ``CI`` is set: in CI a missing node is a failure.
+Needs ``node``; the packages are installed by the ``node`` fixture (tests/interop/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -51,21 +48,8 @@ TRICKY_JSON = [
 ]
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI"):
-            pytest.fail("node is required for the Blocklet interop tests in CI")
-        pytest.skip("node is not installed (with CI set this is a failure)")
-    return node
-
-
 @pytest.fixture(scope="module")
-def run_js() -> RunJs:
-    node = _node()
-    if not (HERE / "node_modules" / "@blocklet" / "sdk").is_dir():
-        subprocess.run([str(HERE / "install.sh")], check=True, timeout=600)
-
+def run_js(node: str) -> RunJs:
     def run(commands: list[dict[str, Any]]) -> list[Any]:
         done = subprocess.run(
             [node, str(HERE / "interop.js")],
