@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from standardwebhooks import Webhook
 
 from bridge.blocklet import generate_secret_key, public_key_of
@@ -160,6 +161,58 @@ async def test_payment_js_manages_endpoints_in_live_and_test_mode(
     (still_live,) = await _sdk(node, service, [{"method": "list"}], livemode=True)
     assert [e["id"] for e in _ok(still_live)["list"]] == [created["id"]]
     assert (await _admin_list(service))["count"] == 1
+
+
+class LosingProxy:
+    """A real HTTP hop in front of the service (a load balancer, say) that forwards the first
+    create and then answers 502 instead of the service's reply, as when an answer is lost."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.creates = 0
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> LosingProxy:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                self.target + str(request.rel_url),
+                data=await request.read(),
+                headers=headers,
+            ) as upstream,
+        ):
+            body = await upstream.read()
+        if request.method == "POST":
+            self.creates += 1
+            if self.creates == 1:
+                return web.Response(status=502, text="upstream answer lost")
+        return web.Response(body=body, status=upstream.status, content_type="application/json")
+
+
+async def test_payment_js_create_retried_after_a_lost_answer_makes_one_endpoint(
+    node: str, service: Service
+) -> None:
+    async with LosingProxy(service.url) as proxy:
+        hop = Service(service.config, proxy.port, service.log)
+        (created,) = await _sdk(node, hop, [{"method": "create", "data": _hook()}], livemode=True)
+    assert proxy.creates >= 2  # the SDK retried, re-signed, after the 502
+    listed = await _admin_list(service)
+    assert [e["id"] for e in listed["list"]] == [_ok(created)["id"]]
 
 
 async def test_payment_js_signed_by_another_app_is_refused(node: str, service: Service) -> None:
