@@ -237,6 +237,19 @@ class _Admin:
         log.info("event %s resent: %d deliveries queued", event_id, len(ids))
         return _json({"event_id": event_id, "deliveries": ids})
 
+    async def recover(self, request: web.Request, _caller: Caller) -> web.Response:
+        from bridge.recovery import recover_endpoint, recovery_json
+
+        result = await recover_endpoint(
+            self.bridge.store,
+            request.match_info["id"],
+            parse_json_object(await request.read()),
+            now=self.bridge.clock(),
+            livemode=_livemode(request),
+        )
+        self._changed()
+        return _json(recovery_json(result))
+
     async def list_attempts(self, request: web.Request, _caller: Caller) -> web.Response:
         offset, size = _paging(request)
         page = await self.bridge.store.list_attempts(
@@ -264,6 +277,7 @@ def add_admin_routes(app: web.Application, bridge: Bridge) -> None:
     r.add_put("/api/webhook-endpoints/{id}", g(a.update_endpoint))
     r.add_delete("/api/webhook-endpoints/{id}", g(a.delete_endpoint))
     r.add_post("/api/webhook-endpoints/{id}/rotate", g(a.rotate_secret))
+    r.add_post("/api/webhook-endpoints/{id}/recover", g(a.recover))
     r.add_get("/api/events", g(a.list_events))
     r.add_get("/api/events/{id}", g(a.get_event))
     r.add_post("/api/events/{id}/resend", g(a.resend))

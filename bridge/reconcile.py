@@ -10,7 +10,6 @@ already has are duplicates and change nothing.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -20,19 +19,9 @@ import orjson
 
 from bridge.config import Config
 from bridge.signing import sign_timestamped_hmac
+from bridge.since import parse_duration_s
 
-__all__ = ["ReconcileReport", "parse_since", "reconcile", "run_reconcile"]
-
-_SINCE = re.compile(r"^(\d+)([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_since(text: str) -> int:
-    """``30m``, ``12h``, ``3d`` → seconds. Raises ValueError for anything else."""
-    m = _SINCE.match(text.strip())
-    if not m:
-        raise ValueError(f"--since must look like 30m, 12h or 3d, not {text!r}")
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
+__all__ = ["ReconcileReport", "reconcile", "run_reconcile"]
 
 
 @dataclass
@@ -87,7 +76,7 @@ async def reconcile(
 def run_reconcile(cfg: Config, *, since: str, to: str) -> int:
     """The CLI command; returns the exit status."""
     try:
-        since_s = parse_since(since)
+        since_s = parse_duration_s(since)
         report = asyncio.run(reconcile(cfg, since_s=since_s, to=to))
     except (ValueError, OSError) as exc:
         print(f"reconcile: {exc}", file=sys.stderr)

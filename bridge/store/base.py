@@ -21,14 +21,19 @@ from typing import Any, Generic, Literal, TypeVar
 
 from adapters.base import Normalized
 from bridge.events import Event
+from bridge.recovery import RecoveryResult
 
 __all__ = [
     "AttemptRecord",
     "ClaimedDeferred",
     "Delivery",
     "DeliveryOutcome",
+    "DeliveryRecord",
+    "EndpointDeliveryStats",
     "InboxRecord",
     "IngestResult",
+    "JobLease",
+    "KeysetPage",
     "Page",
     "Store",
     "Subscriber",
@@ -166,6 +171,56 @@ class AttemptRecord:
     error: str | None
     response_body: str | None
     delivery_status: DeliveryStatus = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetPage(Generic[T]):
+    """One page of a list read by key: ``next_cursor`` continues it (None: that was all)."""
+
+    items: list[T]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One delivery as an operator lists it, with its last attempt's answer."""
+
+    id: int
+    event_id: str
+    event_type: str | None  # None once the event itself is gone
+    subscriber_id: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    updated_at: float
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointDeliveryStats:
+    """What one subscriber is owed, for metrics: pending deliveries (and since when the oldest
+    waits) and dead ones."""
+
+    subscriber_id: str
+    kind: SubscriberKind
+    status: Literal["enabled", "disabled"]
+    failing: bool
+    pending: int
+    oldest_pending_created_at: float | None
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobLease:
+    """A named job (``reconcile:stripe``) held by ``owner`` until ``lease_until``, with the
+    checkpoint its last holder saved."""
+
+    name: str
+    owner: str
+    lease_until: float
+    checkpoint: str | None
 
 
 class Store(abc.ABC):
@@ -370,3 +425,46 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> dict[str, int]:
         """Row counts for health and metrics: inbox, ignored, events, pending, dead, held."""
+
+    # -- operations -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def list_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        subscriber_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> KeysetPage[DeliveryRecord]:
+        """Deliveries newest first, optionally of one status and one subscriber; a page
+        continues after ``before_id`` (the previous page's ``next_cursor``)."""
+
+    @abc.abstractmethod
+    async def recover(
+        self, endpoint_id: str, *, since: float, now: float, dry_run: bool = False
+    ) -> RecoveryResult:
+        """Resend what failed for an endpoint since ``since`` (:mod:`bridge.recovery`), in
+        one transaction; with ``dry_run`` count it and change nothing. Raises LookupError
+        when ``endpoint_id`` is not an endpoint."""
+
+    @abc.abstractmethod
+    async def delivery_stats(self) -> list[EndpointDeliveryStats]:
+        """Per subscriber: pending and dead deliveries, the oldest pending one's age."""
+
+    @abc.abstractmethod
+    async def acquire_job(
+        self, name: str, *, owner: str, now: float, lease_s: float
+    ) -> JobLease | None:
+        """Take (or renew) the lease on job ``name`` unless another owner holds it unexpired;
+        None when it does. One instance at a time runs a job when several share a store."""
+
+    @abc.abstractmethod
+    async def save_job(
+        self, name: str, *, owner: str, checkpoint: str, now: float, lease_s: float
+    ) -> bool:
+        """Store ``checkpoint`` and extend the lease; False (nothing saved) when ``owner`` no
+        longer holds it."""
+
+    @abc.abstractmethod
+    async def release_job(self, name: str, *, owner: str) -> None:
+        """Give the lease back (the checkpoint stays)."""

@@ -8,13 +8,19 @@ from collections.abc import Sequence
 
 from adapters.base import Normalized
 from bridge.events import Event
+from bridge.recovery import RecoveryResult
 from bridge.store.base import (
     AttemptRecord,
     ClaimedDeferred,
     Delivery,
     DeliveryOutcome,
+    DeliveryRecord,
+    DeliveryStatus,
+    EndpointDeliveryStats,
     InboxRecord,
     IngestResult,
+    JobLease,
+    KeysetPage,
     Page,
     Store,
     Subscriber,
@@ -24,8 +30,10 @@ from bridge.store.parts import (
     CorrelationPart,
     DeliveryPart,
     IngestPart,
+    JobPart,
     Lease,
     ReadPart,
+    RecoveryPart,
     SubscriberPart,
     Writing,
 )
@@ -44,12 +52,16 @@ class ComposedStore(Store):
         subscribers: SubscriberPart,
         deliveries: DeliveryPart,
         reads: ReadPart,
+        recovery: RecoveryPart,
+        jobs: JobPart,
     ) -> None:
         self._ingest = ingest
         self._correlation = correlation
         self._subscriber_part = subscribers
         self._deliveries = deliveries
         self._reads = reads
+        self._recovery = recovery
+        self._jobs = jobs
 
     # -- ingress ----------------------------------------------------------------------------
     async def ingest(
@@ -202,3 +214,35 @@ class ComposedStore(Store):
 
     async def counts(self) -> dict[str, int]:
         return await self._reads.counts()
+
+    # -- operations -----------------------------------------------------------------------------
+    async def list_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        subscriber_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> KeysetPage[DeliveryRecord]:
+        return await self._recovery.list_deliveries(status, subscriber_id, before_id, limit)
+
+    async def recover(
+        self, endpoint_id: str, *, since: float, now: float, dry_run: bool = False
+    ) -> RecoveryResult:
+        return await self._recovery.recover(endpoint_id, since, now, dry_run)
+
+    async def delivery_stats(self) -> list[EndpointDeliveryStats]:
+        return await self._recovery.delivery_stats()
+
+    async def acquire_job(
+        self, name: str, *, owner: str, now: float, lease_s: float
+    ) -> JobLease | None:
+        return await self._jobs.acquire_job(name, Lease(now, owner, lease_s))
+
+    async def save_job(
+        self, name: str, *, owner: str, checkpoint: str, now: float, lease_s: float
+    ) -> bool:
+        return await self._jobs.save_job(name, checkpoint, Lease(now, owner, lease_s))
+
+    async def release_job(self, name: str, *, owner: str) -> None:
+        await self._jobs.release_job(name, owner)

@@ -15,13 +15,19 @@ from typing import Protocol
 
 from adapters.base import Normalized
 from bridge.events import Event
+from bridge.recovery import RecoveryResult
 from bridge.store.base import (
     AttemptRecord,
     ClaimedDeferred,
     Delivery,
     DeliveryOutcome,
+    DeliveryRecord,
+    DeliveryStatus,
+    EndpointDeliveryStats,
     InboxRecord,
     IngestResult,
+    JobLease,
+    KeysetPage,
     Page,
     Subscriber,
     SubscriberKind,
@@ -31,8 +37,10 @@ __all__ = [
     "CorrelationPart",
     "DeliveryPart",
     "IngestPart",
+    "JobPart",
     "Lease",
     "ReadPart",
+    "RecoveryPart",
     "SubscriberPart",
     "Writing",
 ]
@@ -146,3 +154,32 @@ class ReadPart(Protocol):
     ) -> Awaitable[Page[AttemptRecord]]: ...
 
     def counts(self) -> Awaitable[dict[str, int]]: ...
+
+
+class RecoveryPart(Protocol):
+    """The operator's view of deliveries: listing them, their totals per subscriber, and
+    resending what failed for an endpoint."""
+
+    def list_deliveries(
+        self,
+        status: DeliveryStatus | None,
+        subscriber_id: str | None,
+        before_id: int | None,
+        limit: int,
+    ) -> Awaitable[KeysetPage[DeliveryRecord]]: ...
+
+    def delivery_stats(self) -> Awaitable[list[EndpointDeliveryStats]]: ...
+
+    def recover(
+        self, endpoint_id: str, since: float, now: float, dry_run: bool
+    ) -> Awaitable[RecoveryResult]: ...
+
+
+class JobPart(Protocol):
+    """Named jobs with a lease and a checkpoint (one instance at a time runs each)."""
+
+    def acquire_job(self, name: str, lease: Lease) -> Awaitable[JobLease | None]: ...
+
+    def save_job(self, name: str, checkpoint: str, lease: Lease) -> Awaitable[bool]: ...
+
+    def release_job(self, name: str, owner: str) -> Awaitable[None]: ...

@@ -25,7 +25,9 @@ from bridge.store.sqlite import SqliteStore
 from tests.pytest_with_postgres import choose_postgres
 from tests.store.store_factories import FreshDatabase, OpenStore
 
-_TABLES = "inbox, events, subscribers, deliveries, attempts, pi_links, pi_standalone, deferred"
+_TABLES = (
+    "inbox, events, subscribers, deliveries, attempts, pi_links, pi_standalone, deferred, jobs"
+)
 
 
 def with_database(url: str, name: str) -> str:

@@ -146,6 +146,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         END $$;
         """,
     ),
+    (
+        4,
+        """
+        -- Named jobs (scheduled reconcile): one instance at a time holds the lease, and the
+        -- checkpoint survives restarts.
+        CREATE TABLE jobs (
+            name TEXT PRIMARY KEY,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION,
+            checkpoint TEXT,
+            updated_at DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 ]
 
 

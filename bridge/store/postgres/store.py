@@ -33,8 +33,10 @@ from bridge.store.composed import ComposedStore
 from bridge.store.postgres.correlation import PgCorrelation
 from bridge.store.postgres.deliveries import PgDeliveries
 from bridge.store.postgres.ingest import PgIngest
+from bridge.store.postgres.jobs import PgJobs
 from bridge.store.postgres.pool import PgPool
 from bridge.store.postgres.reads import PgReads
+from bridge.store.postgres.recovery import PgRecovery
 from bridge.store.postgres.subscribers import PgSubscribers, SubscriberCache
 
 __all__ = ["PostgresStore"]
@@ -63,6 +65,8 @@ class PostgresStore(ComposedStore):
             subscribers=PgSubscribers(self._db, cache),
             deliveries=PgDeliveries(self._db, cache),
             reads=PgReads(self._db),
+            recovery=PgRecovery(self._db),
+            jobs=PgJobs(self._db),
         )
 
     async def open(self) -> None:

@@ -117,6 +117,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE events ADD COLUMN object_of TEXT;
         """,
     ),
+    (
+        3,
+        """
+        -- Named jobs (scheduled reconcile): one instance at a time holds the lease, and the
+        -- checkpoint survives restarts.
+        CREATE TABLE jobs (
+            name TEXT PRIMARY KEY,
+            lease_owner TEXT,
+            lease_until REAL,
+            checkpoint TEXT,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -14,7 +14,9 @@ from bridge.store.composed import ComposedStore
 from bridge.store.sqlite.correlation import SqliteCorrelation
 from bridge.store.sqlite.deliveries import SqliteDeliveries
 from bridge.store.sqlite.ingest import SqliteIngest
+from bridge.store.sqlite.jobs import SqliteJobs
 from bridge.store.sqlite.reads import SqliteReads
+from bridge.store.sqlite.recovery import SqliteRecovery
 from bridge.store.sqlite.schema import migrate
 from bridge.store.sqlite.subscribers import SqliteSubscribers, SubscriberCache
 from bridge.store.sqlite.worker import SqliteWorker
@@ -38,6 +40,8 @@ class SqliteStore(ComposedStore):
             subscribers=SqliteSubscribers(self._worker, cache),
             deliveries=SqliteDeliveries(self._worker, cache),
             reads=SqliteReads(self._worker),
+            recovery=SqliteRecovery(self._worker, cache),
+            jobs=SqliteJobs(self._worker),
         )
 
     @classmethod

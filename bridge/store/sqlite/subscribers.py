@@ -1,5 +1,6 @@
-"""SQLite store, subscribers: kept in a cache owned by the writer thread (this store is the
-only writer of its file, and every change it makes, or rolls back, drops the cache)."""
+"""SQLite store, subscribers: kept in a cache owned by the writer thread. Every change this
+store makes, or rolls back, drops the cache; a commit by another process (a ``paybridge
+endpoints`` command beside a running service) is seen through ``PRAGMA data_version``."""
 
 from __future__ import annotations
 
@@ -16,15 +17,20 @@ _MARKS = ", ".join("?" * len(SUBSCRIBER_COLUMNS.split(",")))
 
 
 class SubscriberCache:
-    """Every subscriber row, read once and kept until :meth:`forget`; writer thread only."""
+    """Every subscriber row, read once and kept until :meth:`forget` or until another
+    connection commits to the file; writer thread only."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] | None = None
+        self._data_version = -1
 
     def get(self, conn: sqlite3.Connection) -> list[Subscriber]:
-        if self._subscribers is None:
+        # Changes with every commit of another connection, never with this one's own.
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        if self._subscribers is None or version != self._data_version:
             rows = conn.execute(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers").fetchall()
             self._subscribers = [subscriber_from_row(r) for r in rows]
+            self._data_version = version
         return self._subscribers
 
     def forget(self) -> None:
