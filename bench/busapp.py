@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bridge import Bridge, Event, load_config
 from bridge.app import freeze_gc_after_startup
-from bridge.ingress import run_app
+from bridge.server import run_app
 
 __all__ = ["build_app"]
 
@@ -42,7 +42,8 @@ def build_app(config_path: str) -> web.Application:
 
 def main(argv: list[str]) -> int:
     config_path, port = argv[1], int(argv[2])
-    run_app(build_app(config_path), host="127.0.0.1", port=port)  # as ``paybridge serve``
+    server = load_config(config_path).server
+    run_app(build_app(config_path), server, host="127.0.0.1", port=port)  # as ``paybridge serve``
     return 0
 
 

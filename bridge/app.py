@@ -23,10 +23,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BRIDGE_KEY",
     "create_app",
-    "error_body",
     "error_response",
     "freeze_gc_after_startup",
-    "ingress_reply",
 ]
 
 log = logging.getLogger(__name__)
@@ -37,9 +35,9 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(status: int, error_type: str, message: str) -> web.Response:
-    """The JSON error body every route answers with (:func:`error_body`)."""
+    """The JSON error every route answers with: ``{"error": {"type", "message"}}``."""
     return web.Response(
-        body=error_body(error_type, message),
+        body=orjson.dumps({"error": {"type": error_type, "message": message}}),
         status=status,
         content_type="application/json",
         charset="utf-8",
@@ -84,39 +82,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def error_body(error_type: str, message: str) -> bytes:
-    """:func:`error_response`'s body, as bytes."""
-    return orjson.dumps({"error": {"type": error_type, "message": message}})
-
-
-async def ingress_reply(
-    bridge: Bridge, provider: str, inbound: InboundRequest
-) -> tuple[int, bytes]:
-    """Status and JSON body answering one provider request: the single implementation behind
-    the aiohttp routes and the fast ingress of ``paybridge serve`` (:mod:`bridge.ingress`), so
-    both answer every request alike. Never raises (an unexpected error is a logged 500)."""
-    try:
-        result = await bridge.ingest(provider, inbound)
-    except StoreError as exc:
-        log.warning("%s %s: store unavailable: %s", inbound.method, inbound.path, exc)
-        return 503, error_body(exc.error_type, "store unavailable; retry later")
-    except BridgeError as exc:
-        bridge.metrics.child(bridge.metrics.inbound, provider, "rejected").inc()
-        return exc.status, error_body(exc.error_type, str(exc))
-    except Exception:
-        log.exception("%s %s failed", inbound.method, inbound.path)
-        return 500, error_body("internal_error", "internal error")
-    body = orjson.dumps(
-        {
-            "received": True,
-            "duplicate": result.duplicate,
-            "events": [e.id for e in result.events],
-        }
-    )
-    return 200, body
-
-
 def _inbound(provider: str) -> _Handler:
+    """The route of one provider: read the body within the limit, ingest, answer 200 with what
+    was stored (errors go to :func:`_errors`; a refused request counts as rejected)."""
+
     async def handle(request: web.Request) -> web.Response:
         bridge = request.app[BRIDGE_KEY]
         if bridge.adapter(provider) is None:
@@ -130,9 +99,19 @@ def _inbound(provider: str) -> _Handler:
             body=body,
             received_at=bridge.clock(),
         )
-        status, reply = await ingress_reply(bridge, provider, inbound)
+        try:
+            result = await bridge.ingest(provider, inbound)
+        except BridgeError as exc:
+            if not isinstance(exc, StoreError):
+                bridge.metrics.child(bridge.metrics.inbound, provider, "rejected").inc()
+            raise
+        reply = {
+            "received": True,
+            "duplicate": result.duplicate,
+            "events": [e.id for e in result.events],
+        }
         return web.Response(
-            body=reply, status=status, content_type="application/json", charset="utf-8"
+            body=orjson.dumps(reply), content_type="application/json", charset="utf-8"
         )
 
     return handle

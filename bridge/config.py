@@ -53,10 +53,19 @@ class _Frozen(BaseModel):
 
 
 class ServerConfig(_Frozen):
+    """Where to listen and the HTTP limits handed to aiohttp's server (:mod:`bridge.server`):
+    request line, one header line (name and value) and header count beyond these are a 400,
+    a body over ``max_body_bytes`` a 413; idle keep-alive connections close after
+    ``keepalive_timeout_s``."""
+
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
     shutdown_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    keepalive_timeout_s: Annotated[float, Field(gt=0)] = 75.0
+    max_request_line_bytes: Annotated[int, Field(ge=64)] = 8190
+    max_header_field_bytes: Annotated[int, Field(ge=64)] = 8190
+    max_headers: Annotated[int, Field(ge=8)] = 128
 
 
 class StoreConfig(_Frozen):

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 from bridge.cli import main
 from bridge.config import Config
 from tests.conftest import STRIPE_SECRET, make_config, post_stripe, stripe_event
+from tests.rawhttp import wait_for_listener
 
 ROOT = Path(__file__).resolve().parents[1]
 SUB = {"id": "sub_cli1", "object": "subscription", "customer": "cus_1", "status": "active"}
@@ -91,13 +91,7 @@ def test_cli_serve_trigger_list_and_sigterm(tmp_path: Path) -> None:
     cli = [sys.executable, "-m", "bridge.cli"]
     proc = subprocess.Popen([*cli, "serve", "-c", str(path)], cwd=tmp_path, env=env)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
-            time.sleep(0.05)
+        wait_for_listener(port, proc)
         out = subprocess.run(
             [*cli, "trigger", "customer.subscription.created", "-c", str(path)],
             cwd=tmp_path,

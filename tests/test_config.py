@@ -113,3 +113,17 @@ endpoints:
         'enabled_events: ["*"]}', 'enabled_events: ["*"], signature: stripe}'
     )
     assert parse_config(stripe_scheme, env={}).endpoints[0].signature == "stripe"
+
+
+def test_config_server_http_limits_have_defaults_and_are_checked() -> None:
+    server = parse_config("{}", env={}).server
+    assert (server.max_request_line_bytes, server.max_header_field_bytes) == (8190, 8190)
+    assert (server.max_headers, server.keepalive_timeout_s) == (128, 75.0)
+    for key, value in (
+        ("max_headers", 0),
+        ("max_header_field_bytes", 10),
+        ("keepalive_timeout_s", 0),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            parse_config(f"server: {{{key}: {value}}}", env={})
+        assert exc.value.key == f"server.{key}"

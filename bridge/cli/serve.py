@@ -25,7 +25,7 @@ def register(commands: Commands) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from bridge.app import freeze_gc_after_startup
-    from bridge.ingress import run_app
+    from bridge.server import run_app
     from bridge.service import Bridge
 
     cfg = load(args)
@@ -38,5 +38,5 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     log.info("paybridge listening on http://%s:%d", host, port)
     app = bridge.web_app()
     freeze_gc_after_startup(app)
-    run_app(app, host=host, port=port, shutdown_timeout=cfg.server.shutdown_timeout_s)
+    run_app(app, cfg.server, host=host, port=port)
     return 0

@@ -8,19 +8,20 @@ import sys
 from pathlib import Path
 
 from bridge import Bridge, Event, load_config
-from bridge.ingress import run_app
+from bridge.server import run_app
 
 
 def main() -> None:
     config_path, port, marker = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-    bridge = Bridge(load_config(config_path))
+    cfg = load_config(config_path)
+    bridge = Bridge(cfg)
 
     @bridge.bus.on("customer.subscription.started", name="grant")
     async def grant(event: Event) -> None:
         marker.write_text(event.id)
         await asyncio.sleep(3600)
 
-    run_app(bridge.web_app(), host="127.0.0.1", port=port)
+    run_app(bridge.web_app(), cfg.server, host="127.0.0.1", port=port)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import sys
 import time
 
 from bridge import Bridge, Event, load_config
-from bridge.ingress import run_app
+from bridge.server import run_app
 
 __all__ = ["main", "record_handled"]
 
@@ -67,13 +67,8 @@ def main(argv: list[str] | None = None) -> None:
 
     for event_type in args.events:
         bridge.bus.on(event_type, grant, name="grant")
-    # As ``paybridge serve`` runs it: provider webhooks on the lean ingress path.
-    run_app(
-        bridge.web_app(),
-        host="127.0.0.1",
-        port=args.port,
-        shutdown_timeout=cfg.server.shutdown_timeout_s,
-    )
+    # As ``paybridge serve`` runs it: aiohttp's server with the configured limits.
+    run_app(bridge.web_app(), cfg.server, host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":
