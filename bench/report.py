@@ -1,4 +1,5 @@
-"""The machine description, the targets of issue #7, the printed table and results.json."""
+"""The machine description, the targets (issue #14: ratios to baselines measured in the same
+run, plus the latency and store-size bounds), the printed table and results.json."""
 
 from __future__ import annotations
 
@@ -50,21 +51,21 @@ def _check(value: float | None, op: str, bound: float) -> str:
     return "MET" if ok else "MISSED"
 
 
+# Same-run ratios and latency bounds only: this machine's speed swings by about 30 %, so an
+# absolute events/s figure says more about the VM's phase than about the code.
 _TARGETS: list[tuple[str, tuple[str, ...], str, float]] = [
-    ("ingest events/s (SQLite)", ("ingest_sqlite", "paybridge", "rate"), ">=", 5000),
     ("ingest / baseline B (SQLite)", ("ingest_sqlite", "paybridge_over_b"), ">=", 0.5),
-    ("fan-out deliveries/s (SQLite)", ("fanout_sqlite", "paybridge", "rate"), ">=", 5000),
-    ("e2e ack→webhook p99 ms @500/s", ("e2e", "webhook_p99_ms"), "<=", 50),
-    ("e2e ack→bus handler p99 ms @500/s", ("e2e", "bus_p99_ms"), "<=", 5),
+    ("ingest / baseline B (SQLite), stretch", ("ingest_sqlite", "paybridge_over_b"), ">=", 0.7),
+    ("fan-out / raw aiohttp client", ("fanout_sqlite", "paybridge_over_raw_client"), ">=", 0.7),
+    ("e2e ack→webhook p99 ms @500/s", ("e2e", "webhook_p99_ms"), "<=", 25),
+    ("e2e ack→bus handler p99 ms @500/s", ("e2e", "bus_p99_ms"), "<=", 2),
     ("RSS MB after N stored events", ("store_scale", "prefilled", "rss_mb"), "<=", 150),
     ("ingest(N) / ingest(empty)", ("store_scale", "rate_ratio"), ">=", 0.8),
-    ("ingest events/s (PostgreSQL)", ("ingest_postgres", "paybridge", "rate"), ">=", 5000),
-    ("fan-out deliveries/s (PostgreSQL)", ("fanout_postgres", "paybridge", "rate"), ">=", 5000),
 ]
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where each target of issue #7 stands in ``results``."""
+    """Where each target stands in ``results``."""
     out = []
     for name, path, op, bound in _TARGETS:
         value = _get(results, *path)

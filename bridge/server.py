@@ -48,16 +48,9 @@ async def serving(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        yield _bound_port(runner, port)
+        yield int(runner.addresses[0][1])  # (host, port) of the one TCP socket
     finally:
         await runner.cleanup()
-
-
-def _bound_port(runner: web.AppRunner, port: int) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple):
-            return int(address[1])
-    return port
 
 
 def run_app(

@@ -66,8 +66,9 @@ def test_bench_ingest_and_fanout_minimal_runs(tmp_path: Path) -> None:
     assert "ingest ev/s [sqlite] vs B" in table
     assert "fan-out deliveries/s [sqlite]" in table
     statuses = {t["target"]: t["status"] for t in results["targets"]}
-    assert statuses["e2e ack→webhook p99 ms @500/s <= 50"] == "not measured"
-    assert statuses["ingest events/s (SQLite) >= 5000"] in ("MET", "MISSED")
+    assert statuses["e2e ack→webhook p99 ms @500/s <= 25"] == "not measured"
+    assert statuses["ingest / baseline B (SQLite) >= 0.5"] in ("MET", "MISSED")
+    assert statuses["fan-out / raw aiohttp client >= 0.7"] in ("MET", "MISSED")
 
 
 def test_bench_store_scale_runs_interleaved_with_the_empty_store(tmp_path: Path) -> None:

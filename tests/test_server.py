@@ -103,26 +103,51 @@ async def test_configured_header_limits_answer_400_and_store_nothing(serve: Serv
     assert await s.inbox() == stored
 
 
-async def test_body_over_max_body_bytes_is_413_with_or_without_a_length(serve: Serve) -> None:
+def _chunked(body: bytes) -> bytes:
+    """A signed Stripe POST of ``body`` in two chunks, with no Content-Length."""
+    half = len(body) // 2
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]))
+    head = ["POST /webhooks/stripe HTTP/1.1", "Host: x", "Transfer-Encoding: chunked"]
+    head += [f"{k}: {v}" for k, v in stripe_headers(body).items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
+
+
+async def test_body_limit_holds_with_or_without_a_length(serve: Serve) -> None:
+    """Over ``max_body_bytes`` is a 413 with a Content-Length or chunked; under it a chunked
+    body is stored like any other."""
     s = await serve("server: {{max_body_bytes: 4096}}")
     big = orjson.dumps({"pad": "x" * 5000})
     ((status, _, body),) = await exchange(s.port, request(big, stripe_headers(big)))
     assert status == 413 and orjson.loads(body)["error"]["type"] == "payload_too_large"
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (big[:2500], big[2500:]))
-    head = ["POST /webhooks/stripe HTTP/1.1", "Host: x", "Transfer-Encoding: chunked"]
-    head += [f"{k}: {v}" for k, v in stripe_headers(big).items()]
-    raw = ("\r\n".join(head) + "\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
-    ((status, _, _),) = await exchange(s.port, raw)
+    ((status, _, _),) = await exchange(s.port, _chunked(big))
     assert status == 413
     assert await s.inbox() == 0
+    ((status, _, body),) = await exchange(s.port, _chunked(signed_event("evt_chunked")))
+    assert status == 200 and orjson.loads(body)["duplicate"] is False
+    assert await s.inbox() == 1
+
+
+async def test_other_methods_and_routes_get_json_errors(serve: Serve) -> None:
+    s = await serve()
+    get = b"GET /webhooks/stripe HTTP/1.1\r\nHost: x\r\n\r\n"
+    unknown = request(signed_event("evt_nowhere"), target="/webhooks/paypal")
+    (method, route) = [(await exchange(s.port, raw))[0] for raw in (get, unknown)]
+    assert (method[0], route[0]) == (405, 404)
+    assert orjson.loads(method[2])["error"]["type"] == "http_error"
+    assert orjson.loads(route[2])["error"]["type"] == "http_error"
 
 
 async def test_idle_connection_closes_after_the_keepalive_timeout(serve: Serve) -> None:
+    """After an answer, and when a request head stops arriving half-way."""
     s = await serve("server: {{keepalive_timeout_s: 0.2}}")
     async with connect(s.port) as (reader, writer):
         writer.write(request(signed_event("evt_keepalive")))
         assert (await read_response(reader))[0] == 200
         assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+    async with connect(s.port) as (reader, writer):
+        writer.write(request(signed_event("evt_half_head"))[:40])
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+    assert await s.inbox() == 1
 
 
 async def test_pipelined_requests_are_answered_in_order(serve: Serve) -> None:
