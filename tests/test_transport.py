@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from bridge.config import DeliveryConfig
 from bridge.errors import ResponseError
 from bridge.ssrf import UnsafeAddressError, find_unsafe_address_error
 from bridge.transport import AiohttpTransport
@@ -205,3 +206,15 @@ async def test_proxy_variables_are_ignored(
         monkeypatch.delenv("no_proxy", raising=False)
         assert (await transport.post(target.url, b"{}", {})).status == 200
     assert (proxy.connections, len(target.heads)) == (0, 1)
+
+
+async def test_connections_per_endpoint_are_capped_by_the_delivery_settings() -> None:
+    delivery = DeliveryConfig(max_in_flight_per_endpoint=2, allow_private_networks=True)
+    t = AiohttpTransport.from_config(delivery)
+    try:
+        async with raw_receiver(replying(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as rcv:
+            answers = await asyncio.gather(*(t.post(rcv.url, b"{}", {}) for _ in range(6)))
+    finally:
+        await t.close()
+    assert [a.status for a in answers] == [200] * 6
+    assert rcv.connections == 2  # the other four waited for a kept-alive connection
