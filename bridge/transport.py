@@ -39,6 +39,7 @@ __all__ = ["AiohttpTransport", "Transport", "TransportResponse"]
 MAX_LINE_BYTES = 8190
 MAX_FIELD_BYTES = 8190
 MAX_HEADERS = 128
+_PASSED_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class AiohttpTransport:
     ) -> None:
         self._allow_private = allow_private
         self._body_limit = body_limit
+        self._passed: set[str] = set()  # hosts that passed the literal check (it never changes)
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(allow_private=allow_private, resolver=resolver),
             limit=limit,
@@ -128,7 +130,12 @@ class AiohttpTransport:
     async def post(self, url: URL, body: bytes, headers: Mapping[str, str]) -> TransportResponse:
         """See :meth:`Transport.post`. Also raises ValueError for a URL aiohttp refuses."""
         # aiohttp's connector skips the resolver for IP literals: they are checked here.
-        check_ip_literal_host(url.raw_host or "", allow_private=self._allow_private)
+        host = url.raw_host or ""
+        if host not in self._passed:
+            check_ip_literal_host(host, allow_private=self._allow_private)
+            if len(self._passed) >= _PASSED_KEPT:
+                self._passed.clear()
+            self._passed.add(host)
         try:
             async with self._session.post(
                 url, data=body, headers=headers, allow_redirects=False
