@@ -2,7 +2,9 @@
 (pinned in package-lock.json, installed by the ``node`` fixture):
 
 * ``@blocklet/payment-js`` 1.27.2, unchanged, manages endpoints on a running ``paybridge
-  serve`` in live and test mode; a call signed with another app's key is refused;
+  serve`` in live and test mode; a call signed with another app's key is refused, and so is a
+  request signed by ``@blocklet/sdk``'s own signer once its method, path, query or body changed;
+  a create retried after a lost answer leaves one endpoint;
 * each delivery scheme is accepted by the receivers' own libraries: ``@blocklet/sdk``'s
   ``verifySig`` (``signature: blocklet``, the default for SDK-registered endpoints),
   stripe-node's ``webhooks.constructEvent`` (``stripe``), svix's ``Webhook.verify`` and
@@ -225,6 +227,35 @@ async def test_payment_js_signed_by_another_app_is_refused(node: str, service: S
     )
     assert [r.get("status") for r in results] == [401, 401]
     assert (await _admin_list(service))["count"] == 0
+
+
+async def test_requests_signed_by_blocklet_sdk_are_refused_once_changed(
+    node: str, service: Service
+) -> None:
+    """@blocklet/sdk's own signer (getSignData, as component.call uses it) signs one create;
+    sent unchanged it is accepted, with its method, path, query or body changed it is not."""
+    path, query, body = "/api/webhook-endpoints", {"livemode": "true"}, _hook(description="sdk")
+    sign = {"op": "sdk_sign", "sk": APP_SK, "body": json.dumps(body), "method": "POST"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKLET_")}
+    [signed] = await _node_json(node, "interop.js", [{**sign, "url": path, "query": query}], env)
+    headers = signed["ok"]
+    changed = [
+        ("PUT", path + "/we_x", query, body),
+        ("POST", path + "/we_x/rotate", query, body),
+        ("POST", path, {"livemode": "false"}, body),
+        ("POST", path, query, {**body, "url": "http://127.0.0.1:9/elsewhere"}),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for method, url, q, b in changed:
+            async with session.request(
+                method, service.url + url, params=q, json=b, headers=headers
+            ) as r:
+                assert r.status == 401, (method, url, q, b)
+        assert (await _admin_list(service))["count"] == 0
+        async with session.post(service.url + path, params=query, json=body, headers=headers) as r:
+            assert r.status == 200
+            assert (await r.json())["livemode"] is True
+    assert (await _admin_list(service))["count"] == 1
 
 
 async def _admin_create(service: Service, body: dict[str, Any]) -> dict[str, Any]:
