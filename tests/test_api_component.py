@@ -381,3 +381,34 @@ async def test_api_sdk_create_without_app_secret_key_is_refused_clearly(
     assert await _count(client) == 0
     chosen = await _signed(client, "POST", PATH, _hook(signature="stripe"))
     assert chosen["signature"] == "stripe" and chosen["secret"]
+
+
+async def test_api_replayed_signed_calls_change_nothing_more(client: Client) -> None:
+    """A captured call sent again as is (same signature, still valid): the create answers the
+    endpoint it made, the delete finds nothing left to delete."""
+    query = {"livemode": "true"}
+    body = _hook()
+    create = sign_component(
+        body=body,
+        method="POST",
+        path=PATH,
+        query=query,
+        secret_key=APP_SK,
+        now=int(client_clock(client)),
+    )
+    first = await (await client.post(PATH, params=query, json=body, headers=create)).json()
+    replayed = await client.post(PATH, params=query, json=body, headers=create)
+    assert (await replayed.json())["id"] == first["id"]
+    assert await _count(client) == 1
+    one = f"{PATH}/{first['id']}"
+    delete = sign_component(
+        body=None,
+        method="DELETE",
+        path=one,
+        query=query,
+        secret_key=APP_SK,
+        now=int(client_clock(client)),
+    )
+    assert (await client.delete(one, params=query, headers=delete)).status == 200
+    assert (await client.delete(one, params=query, headers=delete)).status == 404
+    assert await _count(client) == 0
