@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 
 from bridge import endpoints
-from bridge.api_auth import Caller, authenticate
+from bridge.api_auth import Caller, authenticate, is_component_signed
 from bridge.api_models import ResendRequest, RotateRequest, parse_body, parse_json_object
 from bridge.api_shapes import attempt_json, endpoint_json, expanded_attempt_json, iso
 from bridge.errors import RequestError
@@ -93,7 +93,7 @@ class _Admin:
                 method=request.method,
                 path=request.rel_url.raw_path,
                 query=request.query,
-                body=await request.read() if request.can_read_body else b"",
+                body=await request.read() if is_component_signed(request.headers) else b"",
                 admin_keys=self.keys,
                 app_public_key=self.app_public_key,
                 now=self.bridge.clock(),

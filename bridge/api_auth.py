@@ -23,7 +23,7 @@ from typing import Literal
 from bridge.blocklet import verify_component
 from bridge.errors import RequestError, SignatureError
 
-__all__ = ["Caller", "authenticate"]
+__all__ = ["Caller", "authenticate", "is_component_signed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,12 @@ def _component(
     return Caller("app", f"app:{app_public_key}" + (f":{did}" if did else ""))
 
 
+def is_component_signed(headers: Mapping[str, str]) -> bool:
+    """True when the request is to be checked as a component signature (it carries
+    ``x-component-sig`` and no ``Authorization``): only then is its body part of the check."""
+    return "Authorization" not in headers and bool(headers.get("x-component-sig"))
+
+
 def authenticate(
     headers: Mapping[str, str],
     *,
@@ -101,7 +107,9 @@ def authenticate(
     (aiohttp's ``CIMultiDict``); ``path`` is the raw path without the query string.
 
     An ``Authorization`` header is checked as a Bearer admin key (and nothing else); without
-    one, an ``x-component-sig`` header is checked as the app's component signature.
+    one, an ``x-component-sig`` header is checked as the app's component signature. ``body``
+    is only looked at for the latter (:func:`is_component_signed`): callers may pass ``b""``
+    otherwise, so an unauthenticated Bearer request is refused before its body is read.
 
     Raises:
         RequestError: 404 when neither admin keys nor an app key are configured (the API is
@@ -110,9 +118,8 @@ def authenticate(
     """
     if not admin_keys and app_public_key is None:
         raise RequestError("not found", status=404, error_type="not_found")
-    auth = headers.get("Authorization")
-    if auth is not None or app_public_key is None or not headers.get("x-component-sig"):
-        return _bearer(auth or "", admin_keys)
+    if app_public_key is None or not is_component_signed(headers):
+        return _bearer(headers.get("Authorization", ""), admin_keys)
     return _component(
         headers,
         method=method,
