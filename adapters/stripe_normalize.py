@@ -1,19 +1,28 @@
-"""Stripe event → canonical events: every rule of EVENTS.md, pure (no I/O, no clock).
+"""Stripe event → canonical events: the rules of docs/events.md, pure (no I/O, no clock).
 
 One handler per Stripe event type (``_RULES``); each returns a :class:`Normalized`. The
 PaymentIntent/invoice rule: before basil a PI that names an invoice produces nothing but a
-:class:`Link`; from basil on a PI's events are returned as :class:`Deferred` and the store emits
-them only if no :class:`Link` for that PI turns up (``invoice_payment.paid`` and invoice events
-naming their PI provide the links). See EVENTS.md for the dedupe keys.
+:class:`Link`; from basil on a PI's events are returned as :class:`Deferred` and are emitted
+only if the PI turns out to pay no invoice (:mod:`bridge.holds`): ``invoice_payment.paid`` and
+invoice events naming their PI provide links, invoice events naming none an
+:class:`InvoicePayment` to match by customer, amount and currency. The dedupe keys are those
+of the catalog in ``docs/events.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from adapters.base import Deferred, Link, Normalized, ProviderEvent
+from adapters.base import (
+    Deferred,
+    InvoicePayment,
+    Link,
+    Normalized,
+    PaymentKey,
+    ProviderEvent,
+)
 from adapters.stripe_shapes import (
     Shape,
     expandable_id,
@@ -27,7 +36,7 @@ from adapters.stripe_shapes import (
 )
 from bridge.events import Event
 
-__all__ = ["normalize_stripe_event"]
+__all__ = ["handled_event_types", "normalize_stripe_event"]
 
 _LIVE = ("active", "trialing")
 _NOT_LIVE_YET = ("incomplete", "incomplete_expired")
@@ -102,6 +111,17 @@ def _summary(
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _payment_key(
+    outcome: Literal["succeeded", "failed"], source: Mapping[str, Any], amount: Any
+) -> PaymentKey | None:
+    """What the money of ``source`` is matched on when nothing links a PI to its invoice."""
+    customer = expandable_id(source.get("customer"))
+    currency = source.get("currency")
+    if not (customer and isinstance(currency, str) and _positive(amount)):
+        return None
+    return PaymentKey(outcome, customer, amount, currency)
 
 
 def _nothing(reason: str) -> Normalized:
@@ -274,10 +294,19 @@ def _invoice_paid(c: _Ctx) -> Normalized:
     if c.obj.get("billing_reason") == "subscription_cycle":
         events.append(c.make("customer.subscription.renewed", f"invoice:{c.id}:renewed", "invoice"))
     amount = c.obj.get("amount_paid")
+    out = Normalized(events=events, links=_invoice_links(c))
     if _positive(amount):  # $0 invoices move no money
         summary = _invoice_summary(c, amount)
         events.append(c.payment("payment.succeeded", f"payment:{c.id}", "invoice", summary))
-    return Normalized(events=events, links=_invoice_links(c))
+        _unlinked_payment(out, c, f"payment:{c.id}", _payment_key("succeeded", c.obj, amount))
+    return out
+
+
+def _unlinked_payment(out: Normalized, c: _Ctx, ref: str, key: PaymentKey | None) -> None:
+    """An invoice naming none of its PaymentIntents (basil without the ``payments`` list) is
+    kept to match an unlinked PI against (same customer, amount and currency)."""
+    if key is not None and not out.links:
+        out.invoice_payments.append(InvoicePayment(c.id, ref, key))
 
 
 def _invoice_failed(c: _Ctx) -> Normalized:
@@ -287,11 +316,13 @@ def _invoice_failed(c: _Ctx) -> Normalized:
         key = f"invoice:{c.id}:renew_failed:{attempt}"
         events.append(c.make("customer.subscription.renew_failed", key, "invoice"))
     amount = c.obj.get("amount_due")
+    out = Normalized(events=events, links=_invoice_links(c))
     if _positive(amount):
         summary = _invoice_summary(c, amount)
         key = f"payment_failed:{c.id}:{attempt}"
         events.append(c.payment("payment.failed", key, "invoice", summary))
-    return Normalized(events=events, links=_invoice_links(c))
+        _unlinked_payment(out, c, key, _payment_key("failed", c.obj, amount))
+    return out
 
 
 def _invoice_action(c: _Ctx) -> Normalized:
@@ -336,7 +367,9 @@ def _payment_intent(succeeded: bool) -> Callable[[_Ctx], Normalized]:
         events = _pi_events(c, succeeded)
         if c.shape == "pre_basil":
             return Normalized(events=events)
-        deferred = Deferred(payment_intent=c.id, events=tuple(events), livemode=c.event.livemode)
+        amount = c.obj.get("amount_received") if succeeded else c.obj.get("amount")
+        key = _payment_key("succeeded" if succeeded else "failed", c.obj, amount)
+        deferred = Deferred(c.id, tuple(events), livemode=c.event.livemode, key=key)
         return Normalized(deferred=[deferred])
 
     return rule
@@ -410,10 +443,15 @@ _RULES: dict[str, Callable[[_Ctx], Normalized]] = {
 }
 
 
+def handled_event_types() -> frozenset[str]:
+    """The Stripe event types with a rule (what the webhook endpoint should send)."""
+    return frozenset(_RULES)
+
+
 def normalize_stripe_event(event: ProviderEvent) -> Normalized:
-    """Map one parsed Stripe event to canonical events (EVENTS.md). Pure; never raises for an
-    event :func:`adapters.stripe.StripeAdapter.parse` accepted: types without a rule, thin
-    events and events whose condition does not hold give ``ignored_reason``."""
+    """Map one parsed Stripe event to canonical events (docs/events.md). Pure; never raises
+    for an event :func:`adapters.stripe.StripeAdapter.parse` accepted: types without a rule,
+    thin events and events whose condition does not hold give ``ignored_reason``."""
     if event.shape == "thin":
         return _nothing(
             f"thin event {event.type} carries no object: fetch the related object "

@@ -27,9 +27,11 @@ def write_config(
     store_url: str,
     port: int,
     receiver_ports: list[int] | None = None,
+    stripe: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``paybridge.yaml`` into ``directory``: the bench Stripe secret, ``store_url``, and
-    one endpoint subscribed to everything per receiver port (private networks allowed)."""
+    """Write ``paybridge.yaml`` into ``directory``: the bench Stripe secret (plus ``stripe``'s
+    keys, e.g. ``api_key``/``api_base``), ``store_url``, and one endpoint subscribed to
+    everything per receiver port (private networks allowed)."""
     endpoints = [
         {
             "id": f"we_bench_{i}",
@@ -42,7 +44,7 @@ def write_config(
     data = {
         "server": {"host": "127.0.0.1", "port": port},
         "store": {"url": store_url, **_sqlite_synchronous()},
-        "sources": {"stripe": {"signing_secrets": [BENCH_SECRET]}},
+        "sources": {"stripe": {"signing_secrets": [BENCH_SECRET], **(stripe or {})}},
         "endpoints": endpoints,
         "delivery": {"allow_private_networks": True, "timeout_s": 15},
         # Per-event transition lines are INFO: the figures measure the service, not stderr

@@ -145,11 +145,14 @@ def paybridge(
     store_url: str,
     receiver_ports: list[int] | None = None,
     bus_app: bool = False,
+    stripe: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """``paybridge serve`` (or :mod:`bench.busapp`) on a generated config, on the server core."""
     d = ctx.dir(name)
     port = free_port()
-    config = write_config(d, store_url=store_url, port=port, receiver_ports=receiver_ports)
+    config = write_config(
+        d, store_url=store_url, port=port, receiver_ports=receiver_ports, stripe=stripe
+    )
     cmd = (
         python_cmd("bench.busapp", str(config), str(port))
         if bus_app

@@ -115,6 +115,10 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
                      f"{_fmt(e2e['webhook_p99_ms'])}", None, None))  # fmt: skip
         rows.append(("e2e ack→bus p50/p99 ms", f"{_fmt(e2e['bus_p50_ms'])}/"
                      f"{_fmt(e2e['bus_p99_ms'])}", None, None))  # fmt: skip
+    lookup = r.get("lookup")
+    if lookup:
+        rows.append(("basil one-time PI, api_key: ack→payment.succeeded p50/p99 ms",
+                     f"{_fmt(lookup['p50_ms'])}/{_fmt(lookup['p99_ms'])}", None, None))  # fmt: skip
     sc = r.get("store_scale")
     if sc:
         n = sc["prefilled_events"]

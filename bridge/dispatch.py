@@ -5,7 +5,7 @@ subscriber, and run with at most ``max_in_flight_per_endpoint`` attempts per sub
 ``max_in_flight`` in all, so a slow or dead endpoint only ever holds its own slots (no head-of-
 line blocking across subscribers). Every attempt is recorded before it is made; its outcome is
 classified in one place (:func:`bridge.retry.classify`) and the store reschedules, kills or
-completes the delivery. The same loop decides held PaymentIntent decisions (``deferred``).
+completes the delivery.
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from bridge.retry import Outcome, RetryPolicy, classify, parse_retry_after
 from bridge.store.base import Delivery, DeliveryOutcome, Store, Subscriber
 from bridge.webhook import WebhookSender, describe_error
 
-__all__ = ["Dispatcher", "InvoiceLookup"]
+__all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
 _HANDLER_PREFIX = handler_subscriber_id("")
 
-InvoiceLookup = Callable[[str], Awaitable[str | None]]
 _QUEUE_MAX_PER_SUBSCRIBER = 2000
 # Subscribers can change on another instance (admin API there): reload them this often, so an
 # endpoint's new URL, secret or status is used here too, not only after a failure.
@@ -42,7 +41,7 @@ _SUBSCRIBERS_MAX_AGE_S = 1.0
 
 class Dispatcher:
     """See the module docstring. ``submit`` takes leased deliveries; ``start``/``stop``
-    run the poll loop (claims, held decisions) and drain in-flight work."""
+    run the poll loop (claims) and drain in-flight work."""
 
     def __init__(
         self,
@@ -55,9 +54,6 @@ class Dispatcher:
         owner: str,
         lease_s: float,
         metrics: Metrics,
-        correlation_window_s: float = 120.0,
-        invoice_lookup: InvoiceLookup | None = None,
-        pending_fetcher: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -65,9 +61,6 @@ class Dispatcher:
         self.cfg, self.bus_cfg = delivery, bus_config
         self.owner, self.lease_s = owner, lease_s
         self.metrics, self.clock, self.rand = metrics, clock, rand
-        self.correlation_window_s = correlation_window_s
-        self.invoice_lookup = invoice_lookup
-        self.pending_fetcher = pending_fetcher  # thin events: fetch related objects, durably
         self.policy = RetryPolicy(
             tuple(delivery.schedule_s), delivery.jitter, delivery.retry_after_max_s
         )
@@ -476,13 +469,10 @@ class Dispatcher:
             self._wake.clear()
 
     async def tick(self) -> None:
-        """One round: reload subscribers if needed, decide due held PaymentIntents, claim due
-        deliveries up to the free capacity."""
+        """One round: reload subscribers if needed, claim due deliveries up to the free
+        capacity."""
         if not self._subs or time.monotonic() - self._subs_loaded_at >= _SUBSCRIBERS_MAX_AGE_S:
             await self.refresh_subscribers()
-        await self._decide_deferred()
-        if self.pending_fetcher is not None:
-            await self.pending_fetcher()
         # Only attempts in flight count against the global budget: a backlog queued for one
         # slow subscriber must never stop claims for the others. Subscribers that already have
         # work queued here, or all their slots busy, are skipped until they catch up.
@@ -500,36 +490,3 @@ class Dispatcher:
             exclude_subscribers=busy,
         )
         self.submit(claimed)
-
-    async def _decide_deferred(self) -> None:
-        due = await self.store.claim_due_deferred(
-            now=self.clock(), owner=self.owner, lease_s=self.lease_s, limit=100
-        )
-        for held in due:
-            invoice: str | None = None
-            if self.invoice_lookup is not None:
-                try:
-                    invoice = await self.invoice_lookup(held.payment_intent)
-                except Exception as exc:
-                    log.warning(
-                        "invoice look-up for %s failed (%s); deciding on stored events",
-                        held.payment_intent,
-                        type(exc).__name__,
-                    )
-            res = await self.store.resolve_deferred(
-                held.id,
-                emit=invoice is None,
-                invoice=invoice,
-                now=self.clock(),
-                owner=self.owner,
-                lease_s=self.lease_s,
-                local_handlers=self.bus.names,
-            )
-            log.info(
-                "held payment_intent=%s decided: %s",
-                held.payment_intent,
-                f"emitted {len(res.events)}" if res.events else f"dropped (invoice {invoice})",
-            )
-            for ev in res.events:
-                self.metrics.child(self.metrics.events, ev.type).inc()
-            self.submit(res.deliveries)

@@ -41,6 +41,14 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.held_decisions = Histogram(
+            "paybridge_held_decisions_age_seconds",
+            "Held PaymentIntent decisions made, by outcome and basis (link, lookup, match,"
+            " no_match), and how long each was held",
+            ["outcome", "basis"],
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "paybridge_deliveries_in_flight",
             "Delivery attempts running now",

@@ -20,7 +20,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,18 +28,17 @@ from typing import TYPE_CHECKING, Any
 from adapters.base import Adapter, InboundRequest, Normalized, ProviderEvent
 from bridge.bus import EventBus, HandlerSpec
 from bridge.config import Config, EndpointConfig, load_config
+from bridge.correlation import Correlator
 from bridge.errors import ConfigError, StoreError
 from bridge.logs import transition
 from bridge.metrics import Metrics
 from bridge.store import create_store
-from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
+from bridge.store.base import Delivery, InboxRecord, IngestResult, Store, Subscriber
 from bridge.store.bodies import object_json
 from bridge.transport import AiohttpTransport
 from bridge.webhook import WebhookSender
 
 if TYPE_CHECKING:
-    import aiohttp
-    import stripe
     from aiohttp import web
 
     from bridge.dispatch import Dispatcher
@@ -86,8 +85,18 @@ class Bridge:
         self._transport: AiohttpTransport | None = None
         self._started = False
         self._background: set[asyncio.Task[object]] = set()
-        self._stripe: stripe.StripeClient | None = None
-        self._stripe_http: aiohttp.ClientSession | None = None
+        self.correlation = Correlator(
+            store=self.store,
+            config=config.sources.stripe,
+            adapter=self.adapters.get("stripe"),
+            owner=self.owner,
+            lease_s=self.lease_s,
+            metrics=self.metrics,
+            submit=self._submit,
+            local_handlers=lambda: self.bus.names,
+            clock=clock,
+            poll_interval_s=config.delivery.poll_interval_s,
+        )
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> Bridge:
@@ -136,8 +145,6 @@ class Bridge:
             ),
             clock=self.clock,
         )
-        await self._open_stripe_client()
-        stripe_cfg = self.config.sources.stripe
         self.dispatcher = Dispatcher(
             store=self.store,
             bus=self.bus,
@@ -147,12 +154,10 @@ class Bridge:
             owner=self.owner,
             lease_s=self.lease_s,
             metrics=self.metrics,
-            correlation_window_s=stripe_cfg.correlation_window_s if stripe_cfg else 120.0,
-            invoice_lookup=self._invoice_lookup(),
-            pending_fetcher=self._fetch_pending_tick if self._stripe is not None else None,
             clock=self.clock,
         )
         await self.dispatcher.start()
+        await self.correlation.start()
         self._started = True
         log.info(
             "paybridge started (owner %s, store %s)", self.owner, self.store.__class__.__name__
@@ -165,6 +170,7 @@ class Bridge:
             return
         self._started = False
         summary: dict[str, int] = {}
+        await self.correlation.stop()
         if self.dispatcher is not None:
             summary = await self.dispatcher.stop(self.config.server.shutdown_timeout_s)
         for task in list(self._background):
@@ -172,9 +178,6 @@ class Bridge:
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
-        if self._stripe_http is not None:
-            await self._stripe_http.close()
-            self._stripe_http = self._stripe = None
         await self.store.close()
         log.info(
             "paybridge stopped: %d queued deliveries released, %d attempts abandoned in flight",
@@ -309,8 +312,8 @@ class Bridge:
         # Before normalizing: the object exactly as parsed from the stored raw body.
         shared = object_json(event.payload) if event.provider == "stripe" else None
         normalized = adapter.normalize(event)
-        _share_object(normalized, event.payload, shared)
-        if event.shape == "thin" and self._stripe is not None:
+        normalized.share_object(event.payload, shared)
+        if self.correlation.wants_fetch(event.shape):
             normalized.fetch_related, normalized.ignored_reason = True, None
         return await self._store(event, normalized, request.body, request.received_at, shared)
 
@@ -324,16 +327,15 @@ class Bridge:
     ) -> IngestResult:
         if not self._started:
             raise StoreError("paybridge is not started")
-        stripe_cfg = self.config.sources.stripe
-        window = stripe_cfg.correlation_window_s if stripe_cfg else 120.0
         result = await self.store.ingest(
             InboxRecord(event.provider, event.id, event.type, received_at, raw, shared),
             normalized,
             now=self.clock(),
-            correlation_window_s=window,
+            correlation_window_s=self.correlation.window_s,
             owner=self.owner,
             lease_s=self.lease_s,
             local_handlers=self.bus.names,
+            lookups=self.correlation.lookups,
         )
         outcome = (
             "duplicate"
@@ -348,100 +350,14 @@ class Bridge:
         _log_ingested(event, normalized, result)
         for ev in result.events:
             self.metrics.child(self.metrics.events, ev.type).inc()
-        if self.dispatcher is not None:
-            self.dispatcher.submit(result.deliveries)
+        self._submit(result.deliveries)
+        if event.provider == "stripe":
+            self.correlation.noticed(event.type, result, normalized)
         return result
 
-    # -- Stripe API look-ups (deferred steps, never inside a request) --------------------------
-    async def _open_stripe_client(self) -> None:
-        cfg = self.config.sources.stripe
-        if cfg is None or cfg.api_key is None:
-            return
-        import aiohttp
-
-        from adapters.stripe_api import make_client
-
-        self._stripe_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        self._stripe = make_client(
-            cfg.api_key.get_secret_value(), cfg.api_base, session=self._stripe_http
-        )
-
-    def _invoice_lookup(self) -> Callable[[str], Awaitable[str | None]] | None:
-        client = self._stripe
-        if client is None:
-            return None
-        from adapters.stripe_api import find_invoice_for_payment_intent
-
-        async def lookup(pi: str) -> str | None:
-            return await find_invoice_for_payment_intent(client, pi)
-
-        return lookup
-
-    async def _fetch_pending_tick(self) -> None:
-        await self.fetch_pending()
-
-    async def fetch_pending(self, limit: int = 20) -> int:
-        """Fetch the related objects of stored thin events and ingest the snapshots (a
-        deferred step, run by the dispatcher's loop; leased, so a crash only delays it).
-        Returns how many were completed."""
-        client = self._stripe
-        if client is None:
-            return 0
-        pending = await self.store.claim_pending_fetches(
-            now=self.clock(), owner=self.owner, lease_s=self.lease_s, limit=limit
-        )
-        done = 0
-        for record in pending:
-            done += await self._fetch_one(client, record)
-        return done
-
-    async def _fetch_one(self, client: stripe.StripeClient, record: InboxRecord) -> int:
-        import orjson
-        import stripe as stripe_lib
-
-        from adapters.stripe import snapshot_from_thin
-        from adapters.stripe_api import fetch_related_object
-
-        adapter = self.adapters["stripe"]
-        thin = adapter.parse(record.payload)
-        try:
-            obj = await fetch_related_object(client, thin.payload)
-        except stripe_lib.InvalidRequestError as exc:  # gone or never there: final
-            log.warning("thin event %s: related object not found: %s", thin.id, exc.user_message)
-            obj = None
-        except Exception as exc:  # network, auth, rate limit: retried when the lease expires
-            log.warning("thin event %s: fetch failed (%s); will retry", thin.id, type(exc).__name__)
-            return 0
-        shared = None
-        if obj is None:
-            snap = thin
-            payload = orjson.dumps(snap.payload)
-            normalized = Normalized(ignored_reason=f"thin event {thin.id}: no related object")
-        else:
-            snap = snapshot_from_thin(thin, obj)
-            # Before normalizing: what is stored, and its object, exactly as fetched.
-            payload, shared = orjson.dumps(snap.payload), object_json(snap.payload)
-            normalized = adapter.normalize(snap)
-            _share_object(normalized, snap.payload, shared)
-        fetched = InboxRecord(
-            "stripe", f"{thin.id}:fetched", snap.type, self.clock(), payload, shared
-        )
-        stripe_cfg = self.config.sources.stripe
-        result = await self.store.complete_fetch(
-            record,
-            fetched,
-            normalized,
-            now=self.clock(),
-            correlation_window_s=stripe_cfg.correlation_window_s if stripe_cfg else 120.0,
-            owner=self.owner,
-            lease_s=self.lease_s,
-            local_handlers=self.bus.names,
-        )
-        for ev in result.events:
-            self.metrics.child(self.metrics.events, ev.type).inc()
+    def _submit(self, deliveries: list[Delivery]) -> None:
         if self.dispatcher is not None:
-            self.dispatcher.submit(result.deliveries)
-        return 0 if result.duplicate else 1
+            self.dispatcher.submit(deliveries)
 
 
 def _log_ingested(event: ProviderEvent, normalized: Normalized, result: IngestResult) -> None:
@@ -459,13 +375,3 @@ def _log_ingested(event: ProviderEvent, normalized: Normalized, result: IngestRe
     for ev in result.events:
         subscribers = [d.subscriber_id for d in result.deliveries if d.event.id == ev.id]
         transition(log, "stored", **ids, event_id=ev.id, type=ev.type, subscribers=subscribers)
-
-
-def _share_object(normalized: Normalized, payload: Any, shared: bytes | None) -> None:
-    """Events whose ``data.object`` is the request's own object are written around its JSON,
-    already computed (``shared``), and stored without it (:meth:`Event.share_object`)."""
-    if shared is None:
-        return
-    obj = payload["data"]["object"]
-    for ev in normalized.events:
-        ev.share_object(obj, shared)

@@ -123,11 +123,16 @@ async def make_bridge(
 
 
 async def post_stripe(
-    client: TestClient[Any, Any], event: dict[str, Any] | bytes, secret: str = STRIPE_SECRET
+    client: TestClient[Any, Any],
+    event: dict[str, Any] | bytes,
+    secret: str = STRIPE_SECRET,
+    ts: int | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """POST a signed Stripe event; returns (status, JSON body)."""
+    """POST a signed Stripe event (signed at ``ts``, default now); returns (status, JSON
+    body)."""
     body = event if isinstance(event, bytes) else orjson.dumps(event)
-    resp = await client.post("/webhooks/stripe", data=body, headers=stripe_headers(body, secret))
+    headers = stripe_headers(body, secret, ts)
+    resp = await client.post("/webhooks/stripe", data=body, headers=headers)
     return resp.status, await resp.json()
 
 

@@ -85,3 +85,14 @@ def test_bench_store_scale_runs_interleaved_with_the_empty_store(tmp_path: Path)
     assert scale["rate_ratio"] > 0
     statuses = {t["target"]: t["status"] for t in results["targets"]}
     assert statuses["ingest(N) / ingest(empty) >= 0.8"] in ("MET", "MISSED")
+
+
+def test_bench_lookup_workload_emits_every_basil_one_time_payment(tmp_path: Path) -> None:
+    from bench.lookups import lookup_latency
+
+    ctx = Ctx(tmp=tmp_path, runs=1)
+    result = lookup_latency(ctx, count=5, rate=50.0)
+    assert [(r["acked"], r["emitted"]) for r in result["runs"]] == [(5, 5)]
+    assert result["p50_ms"] is not None and result["p99_ms"] is not None
+    table = render_table({"lookup": result})
+    assert "ack→payment.succeeded" in table

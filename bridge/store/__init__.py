@@ -7,9 +7,9 @@ from typing import Literal
 
 from bridge.store.base import (
     AttemptRecord,
-    ClaimedDeferred,
     Delivery,
     DeliveryOutcome,
+    Hold,
     InboxRecord,
     IngestResult,
     Page,
@@ -19,9 +19,9 @@ from bridge.store.base import (
 
 __all__ = [
     "AttemptRecord",
-    "ClaimedDeferred",
     "Delivery",
     "DeliveryOutcome",
+    "Hold",
     "InboxRecord",
     "IngestResult",
     "Page",

@@ -1,9 +1,12 @@
 """The store contract. Every implementation gives the same semantics:
 
 - :meth:`Store.ingest` is **one transaction**: the inbox row (unique on provider + provider
-  event id), the canonical events (unique on ``dedupe_key``), PaymentIntent links and held
-  decisions, and one delivery row per (new event, matching subscriber). It returns only after
-  commit; on failure it raises :class:`bridge.errors.StoreError` and nothing is kept.
+  event id), the canonical events (unique on ``dedupe_key``), what the PaymentIntent rule
+  decided (:func:`bridge.holds.plan_ingest`: links, held outcomes, invoice payments), and one
+  delivery row per (new event, matching subscriber). It returns only after commit; on failure
+  it raises :class:`bridge.errors.StoreError` and nothing is kept.
+- Held outcomes are decided by :func:`bridge.holds.decide_hold` inside
+  :meth:`Store.resolve_hold`'s transaction, so a link stored meanwhile always wins.
 - Deliveries are claimed with a lease (``lease_owner``, ``lease_until``); a claim whose owner
   died is taken over once the lease expires. Deliveries created by :meth:`ingest` come back
   already leased to the ingesting instance, so it can send them without another round trip.
@@ -19,17 +22,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from adapters.base import Normalized
 from bridge.events import Event
+from bridge.holds import Answer, Hold, Verdict
+from bridge.normalized import Normalized
 from bridge.recovery import RecoveryResult
 
 __all__ = [
     "AttemptRecord",
-    "ClaimedDeferred",
     "Delivery",
     "DeliveryOutcome",
     "DeliveryRecord",
     "EndpointDeliveryStats",
+    "Hold",
     "InboxRecord",
     "IngestResult",
     "JobLease",
@@ -129,16 +133,7 @@ class IngestResult:
     deliveries: list[Delivery] = field(default_factory=list)
     held: int = 0  # PaymentIntent decisions now waiting for the correlation window
     dropped: int = 0  # held or new PI decisions dropped because the PI pays an invoice
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedDeferred:
-    """A held PaymentIntent decision whose window has passed, leased to the caller."""
-
-    id: int
-    payment_intent: str
-    livemode: bool
-    events: list[Event]
+    verdict: Verdict | None = None  # set by Store.resolve_hold: what was decided, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,39 +244,47 @@ class Store(abc.ABC):
         owner: str,
         lease_s: float,
         local_handlers: Sequence[str],
+        lookups: bool = False,
     ) -> IngestResult:
         """Store one provider event and what it means, in one transaction (module docstring).
 
         Deliveries to endpoints and to handlers in ``local_handlers`` come back leased to
         ``owner``; deliveries to other handlers are left unleased for their processes. The
-        endpoint deliveries come back with their first attempt recorded (``attempt_id``)."""
+        endpoint deliveries come back with their first attempt recorded (``attempt_id``).
+        ``lookups``: new held outcomes are due at once (a look-up can decide them), not only
+        at the end of ``correlation_window_s``."""
 
     @abc.abstractmethod
-    async def claim_due_deferred(
+    async def claim_holds(
         self, *, now: float, owner: str, lease_s: float, limit: int
-    ) -> list[ClaimedDeferred]:
-        """Lease held PaymentIntent decisions whose window has passed."""
+    ) -> list[Hold]:
+        """Lease held outcomes due for a look at ``now`` (a look-up, or the window's end)."""
 
     @abc.abstractmethod
-    async def resolve_deferred(
+    async def retry_hold(self, hold_id: int, *, next_check_at: float, owner: str) -> None:
+        """Give back a claimed hold, due again at ``next_check_at``, one look-up counted."""
+
+    @abc.abstractmethod
+    async def resolve_hold(
         self,
-        deferred_id: int,
+        hold_id: int,
         *,
-        emit: bool,
+        answer: Answer | None,
         now: float,
         owner: str,
         lease_s: float,
         local_handlers: Sequence[str],
-        invoice: str | None = None,
     ) -> IngestResult:
-        """Emit (``emit=True``) or drop a held decision in one transaction. A link stored since
-        the claim wins: the events are then dropped whatever ``emit`` says."""
+        """Decide a held outcome in one transaction (:func:`bridge.holds.decide_hold` over the
+        stored links and invoice payments; ``answer`` is a look-up's, None when there is none)
+        and persist it: the events emitted, or dropped with what was learned. Duplicate when
+        it was decided already (a link arrived, or another claim won)."""
 
     @abc.abstractmethod
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int
     ) -> list[InboxRecord]:
-        """Lease inbox rows whose related object still has to be fetched (thin events stored
+        """Lease inbox rows whose related object still has to be fetched (events stored
         with ``Normalized.fetch_related``)."""
 
     @abc.abstractmethod
@@ -296,6 +299,7 @@ class Store(abc.ABC):
         owner: str,
         lease_s: float,
         local_handlers: Sequence[str],
+        lookups: bool = False,
     ) -> IngestResult:
         """In one transaction: mark ``pending`` fetched and ingest ``fetched`` (the snapshot
         built from the fetched object) as :meth:`ingest` would. Duplicate when another instance

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.base import Normalized
 from bridge.events import Event
+from bridge.holds import Answer, Hold
+from bridge.normalized import Normalized
 from bridge.recovery import RecoveryResult
 from bridge.store.base import (
     AttemptRecord,
-    ClaimedDeferred,
     Delivery,
     DeliveryOutcome,
     DeliveryRecord,
@@ -74,28 +74,33 @@ class ComposedStore(Store):
         owner: str,
         lease_s: float,
         local_handlers: Sequence[str],
+        lookups: bool = False,
     ) -> IngestResult:
-        w = Writing(now, owner, now + lease_s, frozenset(local_handlers), correlation_window_s)
+        w = Writing(
+            now, owner, now + lease_s, frozenset(local_handlers), correlation_window_s, lookups
+        )
         return await self._ingest.ingest(record, normalized, w)
 
-    async def claim_due_deferred(
+    async def claim_holds(
         self, *, now: float, owner: str, lease_s: float, limit: int
-    ) -> list[ClaimedDeferred]:
-        return await self._correlation.claim_due_deferred(Lease(now, owner, lease_s), limit)
+    ) -> list[Hold]:
+        return await self._correlation.claim_holds(Lease(now, owner, lease_s), limit)
 
-    async def resolve_deferred(
+    async def retry_hold(self, hold_id: int, *, next_check_at: float, owner: str) -> None:
+        await self._correlation.retry_hold(hold_id, next_check_at, owner)
+
+    async def resolve_hold(
         self,
-        deferred_id: int,
+        hold_id: int,
         *,
-        emit: bool,
+        answer: Answer | None,
         now: float,
         owner: str,
         lease_s: float,
         local_handlers: Sequence[str],
-        invoice: str | None = None,
     ) -> IngestResult:
         w = Writing(now, owner, now + lease_s, frozenset(local_handlers))
-        return await self._correlation.resolve_deferred(deferred_id, emit, invoice, w)
+        return await self._correlation.resolve_hold(hold_id, answer, w)
 
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int
@@ -113,8 +118,11 @@ class ComposedStore(Store):
         owner: str,
         lease_s: float,
         local_handlers: Sequence[str],
+        lookups: bool = False,
     ) -> IngestResult:
-        w = Writing(now, owner, now + lease_s, frozenset(local_handlers), correlation_window_s)
+        w = Writing(
+            now, owner, now + lease_s, frozenset(local_handlers), correlation_window_s, lookups
+        )
         return await self._correlation.complete_fetch(pending, fetched, normalized, w)
 
     # -- subscribers --------------------------------------------------------------------------

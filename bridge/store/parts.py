@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from adapters.base import Normalized
 from bridge.events import Event
+from bridge.holds import Answer, Hold
+from bridge.normalized import Normalized
 from bridge.recovery import RecoveryResult
 from bridge.store.base import (
     AttemptRecord,
-    ClaimedDeferred,
     Delivery,
     DeliveryOutcome,
     DeliveryRecord,
@@ -63,13 +63,15 @@ class Lease:
 class Writing:
     """How a transaction that may store new events writes them: at ``now``; their deliveries
     to endpoints and to the ``local`` handlers (names, without ``handler:``) leased to
-    ``owner`` until ``lease_until``; held PaymentIntent decisions for ``window_s``."""
+    ``owner`` until ``lease_until``; held PaymentIntent outcomes for ``window_s``, due at once
+    when ``lookups`` (a look-up can decide them)."""
 
     now: float
     owner: str
     lease_until: float
     local: frozenset[str]
     window_s: float = 0.0
+    lookups: bool = False
 
 
 class IngestPart(Protocol):
@@ -81,12 +83,14 @@ class IngestPart(Protocol):
 
 
 class CorrelationPart(Protocol):
-    """Held PaymentIntent decisions and thin events whose object is still to be fetched."""
+    """Held PaymentIntent outcomes and thin events whose object is still to be fetched."""
 
-    def claim_due_deferred(self, lease: Lease, limit: int) -> Awaitable[list[ClaimedDeferred]]: ...
+    def claim_holds(self, lease: Lease, limit: int) -> Awaitable[list[Hold]]: ...
 
-    def resolve_deferred(
-        self, deferred_id: int, emit: bool, invoice: str | None, w: Writing
+    def retry_hold(self, hold_id: int, next_check_at: float, owner: str) -> Awaitable[None]: ...
+
+    def resolve_hold(
+        self, hold_id: int, answer: Answer | None, w: Writing
     ) -> Awaitable[IngestResult]: ...
 
     def claim_pending_fetches(self, lease: Lease, limit: int) -> Awaitable[list[InboxRecord]]: ...

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
-from adapters.base import Normalized
 from bridge.catalog import matches_any
 from bridge.events import Event
+from bridge.normalized import Normalized
 from bridge.store.base import Delivery, DeliveryOutcome, Subscriber
 
 __all__ = [

@@ -1,5 +1,7 @@
-"""Issue #3 acceptance: every lifecycle scenario, in both API shapes, yields exactly its
-expected facts, whatever the order and however often Stripe repeats its events."""
+"""Every lifecycle scenario, in both API shapes (basil with and without
+``invoice_payment.paid``), yields exactly its expected facts, whatever the order and however
+often Stripe repeats its events: one invoice payment is one ``payment.succeeded``, one declined
+attempt one ``payment.failed``."""
 
 from __future__ import annotations
 
@@ -12,11 +14,9 @@ from hypothesis import strategies as st
 
 from adapters.base import Normalized
 from adapters.stripe import StripeAdapter
-from tests.adapters.scenarios.stripe_factories import Shape
-from tests.adapters.stripe_scenarios import SCENARIOS, SHAPES, Fact, fold
+from tests.adapters.stripe_scenarios import SCENARIOS, STREAM_IDS, STREAMS, Fact, Stream, fold
 
 ADAPTER = StripeAdapter(["whsec_scenarios"])
-CASES = [(name, shape) for name in SCENARIOS for shape in SHAPES]
 
 
 def _normalize(events: list[dict[str, Any]]) -> list[Normalized]:
@@ -28,10 +28,11 @@ def _facts(events: list[dict[str, Any]]) -> set[Fact]:
     return fold(_normalize(events))
 
 
-@pytest.mark.parametrize(("name", "shape"), CASES)
-def test_stripe_scenario_in_stripe_order_gives_expected_facts(name: str, shape: Shape) -> None:
+@pytest.mark.parametrize("stream", STREAMS, ids=STREAM_IDS)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_stripe_scenario_in_stripe_order_gives_expected_facts(name: str, stream: Stream) -> None:
     scenario = SCENARIOS[name]
-    assert _facts(scenario.events(shape)) == scenario.expected(shape)
+    assert _facts(scenario.events(*stream)) == scenario.expected(*stream)
 
 
 def _shape_free(facts: set[Fact]) -> list[str]:
@@ -43,10 +44,10 @@ def _shape_free(facts: set[Fact]) -> list[str]:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_stripe_scenario_facts_are_the_same_in_both_shapes(name: str) -> None:
     scenario = SCENARIOS[name]
-    assert _shape_free(scenario.expected("pre_basil")) == _shape_free(scenario.expected("basil"))
-    assert _shape_free(_facts(scenario.events("pre_basil"))) == _shape_free(
-        _facts(scenario.events("basil"))
-    )
+    expected = [_shape_free(scenario.expected(*stream)) for stream in STREAMS]
+    facts = [_shape_free(_facts(scenario.events(*stream))) for stream in STREAMS]
+    assert expected[0] == expected[1] == expected[2]
+    assert facts[0] == facts[1] == facts[2]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -57,18 +58,19 @@ def test_stripe_scenario_shapes_really_differ(name: str) -> None:
     assert all(e["api_version"] < "2025-03-31" for e in pre)
 
 
-@pytest.mark.parametrize(("name", "shape"), CASES)
+@pytest.mark.parametrize("stream", STREAMS, ids=STREAM_IDS)
+@pytest.mark.parametrize("name", list(SCENARIOS))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_stripe_scenario_any_order_and_repeats_give_same_facts(
-    name: str, shape: Shape, data: st.DataObject
+    name: str, stream: Stream, data: st.DataObject
 ) -> None:
     scenario = SCENARIOS[name]
-    events = scenario.events(shape)
+    events = scenario.events(*stream)
     results = _normalize(events)  # normalize is pure: reuse one result per event
     picks = data.draw(st.lists(st.integers(0, len(events) - 1), max_size=2 * len(events)))
     order = data.draw(st.permutations(list(range(len(events))) + picks))
-    assert fold([results[i] for i in order]) == scenario.expected(shape)
+    assert fold([results[i] for i in order]) == scenario.expected(*stream)
 
 
 def test_stripe_scenarios_cover_the_issue_list() -> None:

@@ -25,8 +25,10 @@ from bridge.store.sqlite import SqliteStore
 from tests.pytest_with_postgres import choose_postgres
 from tests.store.store_factories import FreshDatabase, OpenStore
 
+ENV_URL = "PAYBRIDGE_TEST_POSTGRES_URL"
 _TABLES = (
-    "inbox, events, subscribers, deliveries, attempts, pi_links, pi_standalone, deferred, jobs"
+    "inbox, events, subscribers, deliveries, attempts, pi_links, pi_standalone, deferred, jobs,"
+    " invoice_payments"
 )
 
 

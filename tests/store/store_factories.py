@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Deferred, Link, Normalized
 from bridge.events import Event
+from bridge.normalized import Deferred, InvoicePayment, Link, Normalized, PaymentKey
 from bridge.store.base import InboxRecord, IngestResult, Store, Subscriber
 from bridge.store.postgres import PostgresStore
 
@@ -23,8 +23,10 @@ __all__ = [
     "event",
     "handler",
     "ingest",
+    "invoice_paid",
     "link",
     "normalized",
+    "pay_key",
     "pi_decision",
     "record",
 ]
@@ -70,10 +72,24 @@ def link(pi: str, invoice: str = "in_1") -> Normalized:
     return Normalized(links=[Link(pi, invoice)])
 
 
-def pi_decision(pi: str, *events: Event) -> Normalized:
+def pay_key(amount: int = 1200, outcome: str = "succeeded", customer: str = "cus_1") -> PaymentKey:
+    """What a payment is matched on: ``customer`` paid ``amount`` USD cents."""
+    assert outcome in ("succeeded", "failed")
+    return PaymentKey(outcome, customer, amount, "usd")  # type: ignore[arg-type]
+
+
+def pi_decision(pi: str, *events: Event, key: PaymentKey | None = None) -> Normalized:
     """A PaymentIntent outcome to emit only if ``pi`` pays no invoice."""
     evs = events or (event(pi, "payment_intent.succeeded"),)
-    return Normalized(deferred=[Deferred(pi, tuple(evs))])
+    return Normalized(deferred=[Deferred(pi, tuple(evs), livemode=evs[0].livemode, key=key)])
+
+
+def invoice_paid(invoice: str, key: PaymentKey, *, pi: str | None = None) -> Normalized:
+    """An invoice event reporting a payment of ``key``; naming ``pi`` links it."""
+    fact = event(invoice, "invoice.paid")
+    links = [Link(pi, invoice)] if pi else []
+    payments = [] if pi else [InvoicePayment(invoice, f"payment:{invoice}", key)]
+    return Normalized(events=[fact], links=links, invoice_payments=payments)
 
 
 def endpoint(sid: str, events: Sequence[str] = ("*",), **changes: Any) -> Subscriber:
@@ -111,6 +127,7 @@ async def ingest(
     window_s: float = WINDOW_S,
     owner: str = "instance-a",
     local: Sequence[str] = (),
+    lookups: bool = False,
 ) -> IngestResult:
     """Ingest ``n`` as the meaning of provider event ``provider_event_id``."""
     return await store.ingest(
@@ -121,4 +138,5 @@ async def ingest(
         owner=owner,
         lease_s=LEASE_S,
         local_handlers=local,
+        lookups=lookups,
     )

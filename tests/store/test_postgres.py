@@ -85,7 +85,7 @@ async def test_postgres_link_and_held_decision_racing_never_both_miss(
 
     assert (await pg_store.counts())["held"] == 0
     late = NOW + WINDOW_S + 1
-    assert await pg_store.claim_due_deferred(now=late, owner="a", lease_s=LEASE_S, limit=100) == []
+    assert await pg_store.claim_holds(now=late, owner="a", lease_s=LEASE_S, limit=100) == []
 
 
 async def test_postgres_concurrent_claims_are_disjoint_and_complete(
@@ -112,7 +112,7 @@ async def test_postgres_concurrent_claims_are_disjoint_and_complete(
     assert len(ids) == 300 and len(set(ids)) == 300
 
 
-async def test_postgres_concurrent_deferred_claims_and_resolves_emit_once(
+async def test_postgres_concurrent_hold_claims_and_resolves_emit_once(
     pg_store: PostgresStore, open_pg_store: OpenStore
 ) -> None:
     other = await open_pg_store()
@@ -123,11 +123,11 @@ async def test_postgres_concurrent_deferred_claims_and_resolves_emit_once(
     async def decide(store: PostgresStore, owner: str) -> tuple[set[int], int]:
         claimed: set[int] = set()
         emitted = 0
-        while batch := await store.claim_due_deferred(now=due, owner=owner, lease_s=60, limit=3):
+        while batch := await store.claim_holds(now=due, owner=owner, lease_s=60, limit=3):
             for c in batch:
                 claimed.add(c.id)
-                res = await store.resolve_deferred(
-                    c.id, emit=True, now=due, owner=owner, lease_s=LEASE_S, local_handlers=()
+                res = await store.resolve_hold(
+                    c.id, answer=None, now=due, owner=owner, lease_s=LEASE_S, local_handlers=()
                 )
                 emitted += len(res.events)
         return claimed, emitted

@@ -1,5 +1,6 @@
-"""The store contract (bridge/store/base.py), part one: ingest, held PaymentIntent decisions
-and subscribers. Every test runs against SQLite and PostgreSQL (the ``store`` fixture)."""
+"""The store contract (bridge/store/base.py), part one: ingest and subscribers (held
+PaymentIntent outcomes: test_store_holds.py). Every test runs against SQLite and PostgreSQL
+(the ``store`` fixture)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ from bridge.store.base import Store
 from tests.store.store_factories import (
     LEASE_S,
     NOW,
-    WINDOW_S,
     endpoint,
     event,
     handler,
     ingest,
-    link,
     normalized,
-    pi_decision,
 )
 
 # -- ingest -------------------------------------------------------------------------------------
@@ -103,169 +101,6 @@ async def test_ingest_ignored_event_is_counted(store: Store) -> None:
     assert not res.duplicate and res.events == []
     counts = await store.counts()
     assert (counts["inbox"], counts["ignored"], counts["events"]) == (1, 1, 0)
-
-
-# -- held PaymentIntent decisions ---------------------------------------------------------------
-
-
-async def test_ingest_link_first_drops_pi_decision(store: Store) -> None:
-    await ingest(store, "evt_link", link("pi_1"))
-
-    res = await ingest(store, "evt_pi", pi_decision("pi_1"))
-
-    assert (res.held, res.dropped, res.events) == (0, 1, [])
-    assert (await store.counts())["held"] == 0
-
-
-async def test_ingest_link_after_drops_held_decision(store: Store) -> None:
-    held = await ingest(store, "evt_pi", pi_decision("pi_1"))
-    assert (held.held, held.events) == (1, [])
-    assert (await store.counts())["held"] == 1
-
-    res = await ingest(store, "evt_link", link("pi_1"))
-
-    assert res.dropped == 1
-    assert (await store.counts())["held"] == 0
-    late = NOW + WINDOW_S + 1
-    assert await store.claim_due_deferred(now=late, owner="a", lease_s=LEASE_S, limit=10) == []
-
-
-async def test_ingest_standalone_pi_releases_held_decision(store: Store) -> None:
-    await store.put_subscriber(endpoint("we_1"))
-    ev = event("pi_1", "payment_intent.succeeded")
-    await ingest(store, "evt_pi", pi_decision("pi_1", ev))
-
-    res = await ingest(store, "evt_cs", Normalized(standalone_payment_intents=["pi_1"]))
-
-    assert res.events == [ev]
-    assert [d.subscriber_id for d in res.deliveries] == ["we_1"]
-    assert (await store.counts())["held"] == 0
-
-
-async def test_ingest_standalone_pi_known_first_emits_decision_at_once(store: Store) -> None:
-    await ingest(store, "evt_cs", Normalized(standalone_payment_intents=["pi_1"]))
-    ev = event("pi_1", "payment_intent.succeeded")
-
-    res = await ingest(store, "evt_pi", pi_decision("pi_1", ev))
-
-    assert (res.held, res.events) == (0, [ev])
-
-
-async def test_ingest_standalone_pi_with_link_releases_nothing(store: Store) -> None:
-    await ingest(store, "evt_link", link("pi_1"))
-
-    res = await ingest(store, "evt_cs", Normalized(standalone_payment_intents=["pi_1"]))
-
-    assert res.events == []
-
-
-async def test_ingest_without_window_emits_pi_decision_at_once(store: Store) -> None:
-    ev = event("pi_1", "payment_intent.succeeded")
-
-    res = await ingest(store, "evt_pi", pi_decision("pi_1", ev), window_s=0)
-
-    assert (res.held, res.events) == (0, [ev])
-
-
-async def test_claim_due_deferred_waits_for_window_and_lease(store: Store) -> None:
-    ev = event("pi_1", "payment_intent.succeeded", livemode=True)
-    await ingest(store, "evt_pi", pi_decision("pi_1", ev))
-    early = await store.claim_due_deferred(
-        now=NOW + WINDOW_S - 1, owner="a", lease_s=LEASE_S, limit=10
-    )
-    assert early == []
-
-    due = NOW + WINDOW_S
-    claimed = await store.claim_due_deferred(now=due, owner="a", lease_s=LEASE_S, limit=10)
-
-    assert [(c.payment_intent, c.events) for c in claimed] == [("pi_1", [ev])]
-    assert await store.claim_due_deferred(now=due + 1, owner="b", lease_s=LEASE_S, limit=10) == []
-    expired = due + LEASE_S + 1
-    again = await store.claim_due_deferred(now=expired, owner="b", lease_s=LEASE_S, limit=10)
-    assert [c.id for c in again] == [claimed[0].id]
-
-
-async def _claim_one(store: Store) -> int:
-    claimed = await store.claim_due_deferred(
-        now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, limit=10
-    )
-    assert len(claimed) == 1
-    return claimed[0].id
-
-
-async def test_resolve_deferred_emit_stores_events_and_deliveries(store: Store) -> None:
-    await store.put_subscriber(endpoint("we_1"))
-    ev = event("pi_1", "payment_intent.succeeded")
-    await ingest(store, "evt_pi", pi_decision("pi_1", ev))
-    did = await _claim_one(store)
-
-    res = await store.resolve_deferred(
-        did, emit=True, now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, local_handlers=()
-    )
-
-    assert res.events == [ev] and [d.subscriber_id for d in res.deliveries] == ["we_1"]
-    assert await store.get_event(ev.id) == ev
-    assert (await store.counts())["held"] == 0
-
-
-async def test_resolve_deferred_drop_emits_nothing(store: Store) -> None:
-    await ingest(store, "evt_pi", pi_decision("pi_1"))
-    did = await _claim_one(store)
-
-    res = await store.resolve_deferred(
-        did, emit=False, now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, local_handlers=()
-    )
-
-    assert (res.dropped, res.events) == (1, [])
-    assert (await store.counts())["events"] == 0
-
-
-async def test_resolve_deferred_link_since_claim_wins(store: Store) -> None:
-    await ingest(store, "evt_pi", pi_decision("pi_1"))
-    did = await _claim_one(store)
-    await ingest(store, "evt_link", link("pi_1"))
-
-    res = await store.resolve_deferred(
-        did, emit=True, now=NOW + WINDOW_S, owner="a", lease_s=LEASE_S, local_handlers=()
-    )
-
-    assert res.events == [] and res.deliveries == []
-    assert (await store.counts())["events"] == 0
-
-
-async def test_resolve_deferred_with_invoice_stores_link_and_drops(store: Store) -> None:
-    await ingest(store, "evt_pi", pi_decision("pi_1"))
-    did = await _claim_one(store)
-
-    res = await store.resolve_deferred(
-        did,
-        emit=True,
-        now=NOW + WINDOW_S,
-        owner="a",
-        lease_s=LEASE_S,
-        local_handlers=(),
-        invoice="in_9",
-    )
-
-    assert (res.dropped, res.events) == (1, [])
-    later = await ingest(store, "evt_pi2", pi_decision("pi_1"))
-    assert (later.held, later.dropped) == (0, 1)
-
-
-async def test_resolve_deferred_twice_is_duplicate(store: Store) -> None:
-    await ingest(store, "evt_pi", pi_decision("pi_1"))
-    did = await _claim_one(store)
-    now = NOW + WINDOW_S
-    await store.resolve_deferred(
-        did, emit=True, now=now, owner="a", lease_s=LEASE_S, local_handlers=()
-    )
-
-    again = await store.resolve_deferred(
-        did, emit=True, now=now, owner="a", lease_s=LEASE_S, local_handlers=()
-    )
-
-    assert again.duplicate and again.events == []
-    assert (await store.counts())["events"] == 1
 
 
 # -- subscribers --------------------------------------------------------------------------------

@@ -10,15 +10,16 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Normalized
 from bridge.errors import StoreError
 from bridge.events import Event
+from bridge.holds import payment_intents, plan_ingest
+from bridge.normalized import Normalized
 from bridge.store.base import Delivery, InboxRecord, IngestResult
 from bridge.store.bodies import stored_body
 from bridge.store.parts import Writing
 from bridge.store.planning import inbox_status, leased_deliveries, new_in_order, plan_deliveries
 from bridge.store.postgres.batch import Gathered
-from bridge.store.postgres.links import apply_deferred, apply_links, lock
+from bridge.store.postgres.links import lock, read_known, write_plan
 from bridge.store.postgres.pool import PgPool
 from bridge.store.postgres.subscribers import SubscriberCache
 
@@ -145,10 +146,10 @@ class PgIngest:
             return await self.tx(conn, record, normalized, w)
 
     async def _alone(self, n: Normalized, local: frozenset[str]) -> bool:
-        """Whether ``n`` can be stored by :data:`_INGEST_MANY`: no PaymentIntent links,
-        standalone marks or held decisions, and no subscriber (endpoint, or a handler here or
-        elsewhere) wants any of its events."""
-        if n.links or n.standalone_payment_intents or n.deferred:
+        """Whether ``n`` can be stored by :data:`_INGEST_MANY`: nothing for the PaymentIntent
+        rule, and no subscriber (endpoint, or a handler here or elsewhere) wants any of its
+        events."""
+        if n.touches_payment_intents:
             return False
         if not n.events:
             return True
@@ -255,15 +256,12 @@ class PgIngest:
         )
         if first is None:
             return IngestResult(duplicate=True)
-        pis = [
-            *(link.payment_intent for link in n.links),
-            *n.standalone_payment_intents,
-            *(d.payment_intent for d in n.deferred),
-        ]
-        await lock(conn, ["pi:" + pi for pi in pis])
-        released, dropped = await apply_links(conn, n)
-        emit, held, dropped_now = await apply_deferred(conn, n.deferred, w.now, w.window_s)
-        events, deliveries = await self.insert_events(
-            conn, [*n.events, *released, *emit], w, record
-        )
-        return IngestResult(False, events, deliveries, held, dropped + dropped_now)
+        if not n.touches_payment_intents:
+            events, deliveries = await self.insert_events(conn, n.events, w, record)
+            return IngestResult(False, events, deliveries)
+        await lock(conn, ["pi:" + pi for pi in payment_intents(n)])
+        known = await read_known(conn, n)
+        plan = plan_ingest(n, known, now=w.now, window_s=w.window_s, lookups=w.lookups)
+        await write_plan(conn, plan, w.now)
+        events, deliveries = await self.insert_events(conn, plan.emit, w, record)
+        return IngestResult(False, events, deliveries, len(plan.holds), plan.dropped)

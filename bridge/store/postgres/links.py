@@ -1,18 +1,19 @@
-"""PostgreSQL store, PaymentIntent correlation inside an ingest transaction: links (which
-drop the held decisions they answer), standalone PaymentIntents (which release them at once)
-and new held decisions. The caller holds the PaymentIntents' advisory locks (:func:`lock`)."""
+"""PostgreSQL store, the PaymentIntent rule inside an ingest transaction: reads what
+:func:`bridge.holds.plan_ingest` needs to know and writes what it decided (links, standalone
+PaymentIntents, held outcomes dropped, released or added, invoice payments). The caller holds
+the PaymentIntents' advisory locks (:func:`lock`), so a link and a held outcome of one PI
+never miss each other."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
+from bridge.holds import HeldRow, IngestPlan, Known, answered_payment_intents, payment_intents
+from bridge.normalized import Normalized
+from bridge.store.hold_rows import events_from_blob, hold_params, invoice_payment_params
 
-from adapters.base import Deferred, Normalized
-from bridge.events import Event
-
-__all__ = ["apply_deferred", "apply_links", "events_blob", "events_from_blob", "lock"]
+__all__ = ["lock", "read_known", "write_plan"]
 
 _LOCK_KEYS = (
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(p, 0) AS k"
@@ -26,64 +27,60 @@ async def lock(conn: Any, keys: Sequence[str]) -> None:
         await conn.execute(_LOCK_KEYS, list(keys))
 
 
-def events_blob(events: Sequence[Event]) -> bytes:
-    return orjson.dumps([e.model_dump(mode="json") for e in events])
+async def read_known(conn: Any, n: Normalized) -> Known:
+    """What is stored about the PaymentIntents ``n`` names."""
+    pis = payment_intents(n)
+    if not pis:
+        return Known()
+    linked = await conn.fetch(
+        "SELECT payment_intent FROM pi_links WHERE payment_intent = ANY($1::text[])", pis
+    )
+    alone = await conn.fetch(
+        "SELECT payment_intent FROM pi_standalone WHERE payment_intent = ANY($1::text[])", pis
+    )
+    answered = answered_payment_intents(n)
+    held: list[HeldRow] = []
+    if answered:
+        rows = await conn.fetch(
+            "SELECT id, payment_intent, events FROM deferred"
+            " WHERE payment_intent = ANY($1::text[]) ORDER BY id",
+            answered,
+        )
+        held = [
+            HeldRow(int(r["id"]), r["payment_intent"], tuple(events_from_blob(r["events"])))
+            for r in rows
+        ]
+    return Known(
+        linked=frozenset(r[0] for r in linked),
+        standalone=frozenset(r[0] for r in alone),
+        held=tuple(held),
+    )
 
 
-def events_from_blob(blob: bytes) -> list[Event]:
-    return [Event.model_validate(e) for e in orjson.loads(blob)]
-
-
-async def apply_deferred(
-    conn: Any, deferred: Sequence[Deferred], now: float, window_s: float
-) -> tuple[list[Event], int, int]:
-    emit: list[Event] = []
-    held = dropped = 0
-    for d in deferred:
-        pi = d.payment_intent
-        if await conn.fetchval("SELECT 1 FROM pi_links WHERE payment_intent = $1", pi):
-            dropped += 1
-        elif window_s <= 0 or await conn.fetchval(
-            "SELECT 1 FROM pi_standalone WHERE payment_intent = $1", pi
-        ):
-            emit.extend(d.events)
-        else:
-            await conn.execute(
-                "INSERT INTO deferred (payment_intent, livemode, decide_at, events,"
-                " created_at) VALUES ($1, $2, $3, $4, $5)",
-                pi,
-                bool(d.livemode),
-                now + window_s,
-                events_blob(d.events),
-                now,
-            )
-            held += 1
-    return emit, held, dropped
-
-
-async def apply_links(conn: Any, n: Normalized) -> tuple[list[Event], int]:
-    """Store links (dropping held decisions they answer) and standalone PIs (releasing
-    held decisions at once). The caller holds the PI locks."""
-    dropped = 0
-    for link in n.links:
-        await conn.execute(
+async def write_plan(conn: Any, plan: IngestPlan, now: float) -> None:
+    """Persist ``plan`` (its events are inserted by the caller)."""
+    if plan.links:
+        await conn.executemany(
             "INSERT INTO pi_links (payment_intent, invoice) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            link.payment_intent,
-            link.invoice,
+            [(link.payment_intent, link.invoice) for link in plan.links],
         )
-        gone = await conn.fetch(
-            "DELETE FROM deferred WHERE payment_intent = $1 RETURNING id", link.payment_intent
+    if plan.standalone:
+        await conn.executemany(
+            "INSERT INTO pi_standalone (payment_intent) VALUES ($1) ON CONFLICT DO NOTHING",
+            [(pi,) for pi in plan.standalone],
         )
-        dropped += len(gone)
-    released: list[Event] = []
-    for pi in n.standalone_payment_intents:
-        await conn.execute(
-            "INSERT INTO pi_standalone (payment_intent) VALUES ($1) ON CONFLICT DO NOTHING", pi
+    gone = plan.drop + plan.release
+    if gone:
+        await conn.execute("DELETE FROM deferred WHERE id = ANY($1::bigint[])", gone)
+    if plan.holds:
+        await conn.executemany(
+            "INSERT INTO deferred (payment_intent, livemode, decide_at, next_check_at, events,"
+            " created_at, match_key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [hold_params(h) for h in plan.holds],
         )
-        if await conn.fetchval("SELECT 1 FROM pi_links WHERE payment_intent = $1", pi):
-            continue
-        for r in await conn.fetch(
-            "DELETE FROM deferred WHERE payment_intent = $1 RETURNING events", pi
-        ):
-            released.extend(events_from_blob(r["events"]))
-    return released, dropped
+    if plan.invoice_payments:
+        await conn.executemany(
+            "INSERT INTO invoice_payments (ref, invoice, outcome, customer, amount, currency,"
+            " seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            [invoice_payment_params(p, now) for p in plan.invoice_payments],
+        )

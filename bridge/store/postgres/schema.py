@@ -160,6 +160,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        -- Held outcomes are looked at when a look-up is due (at once with an API key), not
+        -- only at the window's end (decide_at). Unlinked ones are matched against the
+        -- invoice payments seen (bridge.holds).
+        ALTER TABLE deferred ADD COLUMN next_check_at DOUBLE PRECISION;
+        ALTER TABLE deferred ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE deferred ADD COLUMN match_key TEXT;
+        UPDATE deferred SET next_check_at = decide_at;
+        DROP INDEX deferred_due;
+        CREATE INDEX deferred_due ON deferred (next_check_at);
+        CREATE INDEX pi_links_by_invoice ON pi_links (invoice);
+        CREATE TABLE invoice_payments (
+            ref TEXT PRIMARY KEY,
+            invoice TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            customer TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            currency TEXT NOT NULL,
+            seen_at DOUBLE PRECISION NOT NULL,
+            claimed_by TEXT
+        );
+        CREATE INDEX invoice_payments_by_key
+            ON invoice_payments (customer, outcome, amount, currency);
+        """,
+    ),
 ]
 
 

@@ -9,13 +9,14 @@ import functools
 import sqlite3
 from collections.abc import Sequence
 
-from adapters.base import Normalized
 from bridge.events import Event
+from bridge.holds import plan_ingest
+from bridge.normalized import Normalized
 from bridge.store.base import Delivery, InboxRecord, IngestResult
 from bridge.store.bodies import stored_body
 from bridge.store.parts import Writing
 from bridge.store.planning import inbox_status, leased_deliveries, new_in_order, plan_deliveries
-from bridge.store.sqlite.links import apply_deferred, apply_links
+from bridge.store.sqlite.links import read_known, write_plan
 from bridge.store.sqlite.subscribers import SubscriberCache
 from bridge.store.sqlite.worker import SqliteWorker
 
@@ -139,7 +140,11 @@ class SqliteIngest:
         )
         if cur.rowcount == 0:
             return IngestResult(duplicate=True)
-        released, dropped = apply_links(conn, n)
-        emit, held, dropped_now = apply_deferred(conn, n.deferred, w.now, w.window_s)
-        events, deliveries = self.insert_events(conn, [*n.events, *released, *emit], w, record)
-        return IngestResult(False, events, deliveries, held, dropped + dropped_now)
+        if not n.touches_payment_intents:
+            events, deliveries = self.insert_events(conn, n.events, w, record)
+            return IngestResult(False, events, deliveries)
+        known = read_known(conn, n)
+        plan = plan_ingest(n, known, now=w.now, window_s=w.window_s, lookups=w.lookups)
+        write_plan(conn, plan, w.now)
+        events, deliveries = self.insert_events(conn, plan.emit, w, record)
+        return IngestResult(False, events, deliveries, len(plan.holds), plan.dropped)

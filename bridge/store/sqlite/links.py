@@ -1,78 +1,77 @@
-"""SQLite store, PaymentIntent correlation inside an ingest transaction: links (which drop the
-held decisions they answer), standalone PaymentIntents (which release them at once) and new
-held decisions."""
+"""SQLite store, the PaymentIntent rule inside an ingest transaction: reads what
+:func:`bridge.holds.plan_ingest` needs to know and writes what it decided (links, standalone
+PaymentIntents, held outcomes dropped, released or added, invoice payments). Runs on the
+writer thread, inside the caller's transaction."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 
-import orjson
+from bridge.holds import HeldRow, IngestPlan, Known, answered_payment_intents, payment_intents
+from bridge.normalized import Normalized
+from bridge.store.hold_rows import events_from_blob, hold_params, invoice_payment_params
 
-from adapters.base import Deferred, Normalized
-from bridge.events import Event
-
-__all__ = ["apply_deferred", "apply_links", "events_blob", "events_from_blob"]
+__all__ = ["read_known", "write_plan"]
 
 _Conn = sqlite3.Connection
 
 
-def events_blob(events: Sequence[Event]) -> bytes:
-    """The held events as stored in ``deferred.events``."""
-    return orjson.dumps([e.model_dump(mode="json") for e in events])
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
 
 
-def events_from_blob(blob: bytes) -> list[Event]:
-    return [Event.model_validate(e) for e in orjson.loads(blob)]
+def read_known(conn: _Conn, n: Normalized) -> Known:
+    """What is stored about the PaymentIntents ``n`` names."""
+    pis = payment_intents(n)
+    if not pis:
+        return Known()
+    q = _marks(len(pis))
+    linked = conn.execute(
+        f"SELECT payment_intent FROM pi_links WHERE payment_intent IN ({q})", pis
+    ).fetchall()
+    alone = conn.execute(
+        f"SELECT payment_intent FROM pi_standalone WHERE payment_intent IN ({q})", pis
+    ).fetchall()
+    answered = answered_payment_intents(n)
+    held: list[HeldRow] = []
+    if answered:
+        rows = conn.execute(
+            "SELECT id, payment_intent, events FROM deferred"
+            f" WHERE payment_intent IN ({_marks(len(answered))}) ORDER BY id",
+            answered,
+        ).fetchall()
+        held = [HeldRow(int(r[0]), r[1], tuple(events_from_blob(r[2]))) for r in rows]
+    return Known(
+        linked=frozenset(r[0] for r in linked),
+        standalone=frozenset(r[0] for r in alone),
+        held=tuple(held),
+    )
 
 
-def apply_deferred(
-    conn: _Conn, deferred: Sequence[Deferred], now: float, window_s: float
-) -> tuple[list[Event], int, int]:
-    """Hold, emit or drop each PaymentIntent decision: ``(emit now, held, dropped)``."""
-    emit: list[Event] = []
-    held = dropped = 0
-    for d in deferred:
-        if conn.execute(
-            "SELECT 1 FROM pi_links WHERE payment_intent = ?", (d.payment_intent,)
-        ).fetchone():
-            dropped += 1
-        elif (
-            window_s <= 0
-            or conn.execute(
-                "SELECT 1 FROM pi_standalone WHERE payment_intent = ?", (d.payment_intent,)
-            ).fetchone()
-        ):
-            emit.extend(d.events)
-        else:
-            conn.execute(
-                "INSERT INTO deferred (payment_intent, livemode, decide_at, events,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
-                (d.payment_intent, int(d.livemode), now + window_s, events_blob(d.events), now),
-            )
-            held += 1
-    return emit, held, dropped
-
-
-def apply_links(conn: _Conn, n: Normalized) -> tuple[list[Event], int]:
-    """Store links (dropping held decisions they answer) and standalone PIs (releasing held
-    decisions at once): ``(released events, dropped)``."""
-    dropped = 0
-    for link in n.links:
-        conn.execute(
+def write_plan(conn: _Conn, plan: IngestPlan, now: float) -> None:
+    """Persist ``plan`` (its events are inserted by the caller)."""
+    if plan.links:
+        conn.executemany(
             "INSERT OR IGNORE INTO pi_links (payment_intent, invoice) VALUES (?, ?)",
-            (link.payment_intent, link.invoice),
+            [(link.payment_intent, link.invoice) for link in plan.links],
         )
-        dropped += conn.execute(
-            "DELETE FROM deferred WHERE payment_intent = ?", (link.payment_intent,)
-        ).rowcount
-    released: list[Event] = []
-    for pi in n.standalone_payment_intents:
-        conn.execute("INSERT OR IGNORE INTO pi_standalone (payment_intent) VALUES (?)", (pi,))
-        if conn.execute("SELECT 1 FROM pi_links WHERE payment_intent = ?", (pi,)).fetchone():
-            continue
-        for (blob,) in conn.execute(
-            "DELETE FROM deferred WHERE payment_intent = ? RETURNING events", (pi,)
-        ).fetchall():
-            released.extend(events_from_blob(blob))
-    return released, dropped
+    if plan.standalone:
+        conn.executemany(
+            "INSERT OR IGNORE INTO pi_standalone (payment_intent) VALUES (?)",
+            [(pi,) for pi in plan.standalone],
+        )
+    gone = plan.drop + plan.release
+    if gone:
+        conn.execute(f"DELETE FROM deferred WHERE id IN ({_marks(len(gone))})", gone)
+    if plan.holds:
+        conn.executemany(
+            "INSERT INTO deferred (payment_intent, livemode, decide_at, next_check_at, events,"
+            " created_at, match_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [hold_params(h) for h in plan.holds],
+        )
+    if plan.invoice_payments:
+        conn.executemany(
+            "INSERT OR IGNORE INTO invoice_payments (ref, invoice, outcome, customer, amount,"
+            " currency, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [invoice_payment_params(p, now) for p in plan.invoice_payments],
+        )

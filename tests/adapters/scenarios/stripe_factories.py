@@ -51,8 +51,13 @@ class StripeFeed:
     """Builds one scenario's event sequence, in the order Stripe sends it. Event ids are
     deterministic (``evt_001``…) so that scenarios can state the exact dedupe keys."""
 
-    def __init__(self, shape: Shape, *, version: str | None = None) -> None:
+    def __init__(
+        self, shape: Shape, *, version: str | None = None, invoice_payment: bool = True
+    ) -> None:
         self.shape: Shape = shape
+        # Basil sends invoice_payment.paid only when the endpoint is subscribed to it (and not
+        # every basil version sends it): streams are tested with and without.
+        self.sends_invoice_payment = invoice_payment
         self.version = version or (BASIL_VERSION if shape == "basil" else PRE_BASIL_VERSION)
         self.now = 1_760_000_000
         self.events: list[Obj] = []

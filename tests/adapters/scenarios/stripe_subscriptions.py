@@ -22,7 +22,9 @@ __all__ = [
     "canceled",
     "downgrade",
     "incomplete_then_active_after_3ds",
+    "one_time_beside_renewal",
     "paused_and_resumed",
+    "renewal_declined_twice",
     "renewal_failed_then_paid",
     "renewal_paid",
     "scheduled_cancellation_undone",
@@ -60,7 +62,7 @@ def _pay_invoice(
     amount = sum(p["unit_amount"] * q for p, q in lines)
     f.emit("charge.succeeded", charge(f, pi, amount, invoice_id=inv))
     f.emit("payment_intent.succeeded", payment_intent(f, pi, "succeeded", amount, invoice_id=inv))
-    if f.basil:
+    if f.basil and f.sends_invoice_payment:
         f.emit("invoice_payment.paid", invoice_payment(inv, pi, amount))
     paid = invoice(
         f,
@@ -256,6 +258,71 @@ def renewal_failed_then_paid(f: StripeFeed) -> set[Fact]:
         ("customer.subscription.renewed", "invoice:in_F1:renewed"),
         ("payment.succeeded", "payment:in_F1"),
         ("customer.subscription.updated", f"stripe:{back}"),
+    }
+
+
+def _decline(f: StripeFeed, inv: str, sub: str, pi: str, attempt: int) -> str:
+    """One declined attempt at a renewal invoice: charge.failed,
+    payment_intent.payment_failed, invoice.payment_failed. Returns the invoice event's id."""
+    lines = [(BASIC, 1)]
+    f.emit("charge.failed", charge(f, pi, 1000, status="failed", invoice_id=inv))
+    declined = payment_intent(f, pi, "requires_payment_method", 1000, invoice_id=inv, declined=True)
+    f.emit("payment_intent.payment_failed", declined)
+    failed = invoice(
+        f,
+        inv,
+        sub_id=sub,
+        billing_reason="subscription_cycle",
+        status="open",
+        lines=lines,
+        attempt_count=attempt,
+        payment_intent_id=pi,
+    )
+    return f.emit("invoice.payment_failed", failed)
+
+
+def renewal_declined_twice(f: StripeFeed) -> set[Fact]:
+    """A renewal declined on its first attempt and on Stripe's retry: two declined attempts,
+    two payment.failed (the invoice's), never a PaymentIntent's on top."""
+    rolled = _renewal_update(f, "sub_S", "in_S1", "in_S0")
+    _open_invoice(f, "in_S1", "sub_S", "subscription_cycle", [(BASIC, 1)])
+    _decline(f, "in_S1", "sub_S", "pi_S1", 1)
+    past_due = subscription(
+        f, "sub_S", "past_due", [(BASIC, 1)], period_start=RENEWED_START, latest_invoice="in_S1"
+    )
+    went_past_due = f.emit("customer.subscription.updated", past_due, {"status": "active"})
+    _decline(f, "in_S1", "sub_S", "pi_S1", 2)
+    return {
+        ("customer.subscription.updated", f"stripe:{rolled}"),
+        ("customer.subscription.updated", f"stripe:{went_past_due}"),
+        ("customer.subscription.past_due", "sub:sub_S:past_due:in_S1"),
+    } | {
+        fact
+        for n in (1, 2)
+        for fact in (
+            ("invoice.payment_failed", f"invoice:in_S1:failed:{n}"),
+            ("customer.subscription.renew_failed", f"invoice:in_S1:renew_failed:{n}"),
+            ("payment.failed", f"payment_failed:in_S1:{n}"),
+        )
+    }
+
+
+def one_time_beside_renewal(f: StripeFeed) -> set[Fact]:
+    """A renewal paid and, the same minute, a one-time purchase by the same customer (its own
+    PaymentIntent, no invoice, another amount): both are payments."""
+    updated = _renewal_update(f, "sub_T", "in_T1", "in_T0")
+    _open_invoice(f, "in_T1", "sub_T", "subscription_cycle", [(BASIC, 1)])
+    f.emit("payment_intent.created", payment_intent(f, "pi_Tx", "requires_payment_method", 4200))
+    _pay_invoice(f, "in_T1", "sub_T", "subscription_cycle", [(BASIC, 1)], "pi_T1")
+    f.emit("charge.succeeded", charge(f, "pi_Tx", 4200))
+    f.emit("payment_intent.succeeded", payment_intent(f, "pi_Tx", "succeeded", 4200))
+    return {
+        ("customer.subscription.updated", f"stripe:{updated}"),
+        ("invoice.paid", "invoice:in_T1:paid"),
+        ("customer.subscription.renewed", "invoice:in_T1:renewed"),
+        ("payment.succeeded", "payment:in_T1"),
+        ("payment_intent.succeeded", "pi:pi_Tx:succeeded"),
+        ("payment.succeeded", "payment:pi_Tx"),
     }
 
 
