@@ -107,8 +107,8 @@ async def _post(client: TestClient[Any, Any], event: dict[str, Any], clock: Cloc
     assert status == 200
 
 
-def _one_time(feed: StripeFeed, pi: str) -> dict[str, Any]:
-    feed.emit("payment_intent.succeeded", payment_intent(feed, pi, "succeeded", 4200))
+def _one_time(feed: StripeFeed, pi: str, amount: int = 4200) -> dict[str, Any]:
+    feed.emit("payment_intent.succeeded", payment_intent(feed, pi, "succeeded", amount))
     return feed.events[-1]
 
 
@@ -177,9 +177,11 @@ async def test_lookup_failing_all_window_long_leaves_the_decision_to_the_match(
     bridge = await _bridge(tmp_path, await aiohttp_server(stripe.app()), clock, window_s=30)
     client = await aiohttp_client(bridge.web_app())
     feed = StripeFeed("basil")
-    for event in (_one_time(feed, "pi_inv"), _invoice_paid(feed, "in_1"), _one_time(feed, "pi_1")):
+    paying, invoiced = _one_time(feed, "pi_inv"), _invoice_paid(feed, "in_1")
+    for event in (paying, invoiced, _one_time(feed, "pi_1", amount=5000)):
         await _post(client, event, clock)
-    # pi_inv's invoice (same customer, amount, currency) has no invoice_payment.paid
+    # pi_inv's invoice (same customer, amount, currency) has no invoice_payment.paid; pi_1 is
+    # the same customer's one-time payment of another amount
 
     clock.offset += 31
     bridge.correlation.wake()
