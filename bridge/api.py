@@ -38,7 +38,7 @@ from bridge.events import Event
 from bridge.store.base import AttemptRecord, Subscriber
 
 if TYPE_CHECKING:
-    from bridge.service import Bridge
+    from bridge.served import ServedBridge
 
 __all__ = ["add_admin_routes", "attempt_json", "endpoint_json", "iso"]
 
@@ -80,7 +80,7 @@ def _livemode(request: web.Request) -> bool | None:
 
 
 class _Admin:
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: ServedBridge) -> None:
         self.bridge = bridge
         self.keys = [k.get_secret_value().encode() for k in bridge.config.admin.api_keys]
         pk = bridge.config.sources.payment_kit
@@ -266,7 +266,7 @@ class _Admin:
         return _json({"count": page.count, "list": shown})
 
 
-def add_admin_routes(app: web.Application, bridge: Bridge) -> None:
+def add_admin_routes(app: web.Application, bridge: ServedBridge) -> None:
     """Mount the admin API under ``/api``."""
     a = _Admin(bridge)
     g = a.guarded

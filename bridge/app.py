@@ -1,6 +1,6 @@
 """The aiohttp application: provider ingress, health, metrics, openevent, admin API.
 
-Route handlers are thin shims over :class:`bridge.service.Bridge`; one middleware maps
+Route handlers are thin shims over the running bridge (:mod:`bridge.served`); one middleware maps
 :mod:`bridge.errors` to HTTP statuses and JSON error bodies ``{"error": {"type", "message"}}``.
 """
 
@@ -18,7 +18,7 @@ from adapters.base import InboundRequest
 from bridge.errors import BridgeError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
-    from bridge.service import Bridge
+    from bridge.served import ServedBridge
 
 __all__ = [
     "BRIDGE_KEY",
@@ -29,7 +29,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("paybridge.bridge")
+BRIDGE_KEY: web.AppKey[ServedBridge] = web.AppKey("paybridge.bridge")
 _GC_YOUNG_THRESHOLD = 20_000  # see freeze_gc_after_startup
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -137,7 +137,7 @@ async def _openevent(request: web.Request) -> web.Response:
     return web.json_response(openevent_document(), dumps=_dumps)
 
 
-def create_app(bridge: Bridge) -> web.Application:
+def create_app(bridge: ServedBridge) -> web.Application:
     """Build the application for ``bridge``; its cleanup context starts and stops it."""
     from bridge.api import add_admin_routes
 
