@@ -238,9 +238,9 @@ class _Admin:
         return _json({"event_id": event_id, "deliveries": ids})
 
     async def recover(self, request: web.Request, _caller: Caller) -> web.Response:
-        from bridge.recovery import recover_endpoint, recovery_json
+        from bridge.recovery import recovery_json
 
-        result = await recover_endpoint(
+        result = await endpoints.recover_endpoint(
             self.bridge.store,
             request.match_info["id"],
             parse_json_object(await request.read()),

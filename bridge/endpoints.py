@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from bridge.api_models import EndpointCreate, EndpointUpdate, validate
 from bridge.catalog import CATALOG, matches
 from bridge.config import Config
@@ -36,10 +38,13 @@ from bridge.errors import (
     EndpointNotFoundError,
     EndpointReadOnlyError,
     InvalidEndpointError,
+    RequestError,
 )
 from bridge.events import Event
 from bridge.idempotency import decide, replay_id
+from bridge.recovery import RecoveryResult
 from bridge.signing import generate_endpoint_secret, standard_webhook_headers
+from bridge.since import parse_since
 from bridge.ssrf import UnsafeURLError, check_url
 from bridge.store.base import Page, Store, Subscriber
 
@@ -53,6 +58,7 @@ __all__ = [
     "get_endpoint",
     "list_endpoints",
     "make_sample_event",
+    "recover_endpoint",
     "rotate_secret",
     "sample_event_type",
     "send_test_event",
@@ -304,6 +310,40 @@ async def delete_endpoint(
     if not await store.delete_subscriber(sub.id):
         raise EndpointNotFoundError()  # deleted by someone else meanwhile
     return sub
+
+
+class _RecoverRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    since: str | int | float
+    dry_run: bool = False
+
+
+async def recover_endpoint(
+    store: Store,
+    endpoint_id: str,
+    fields: Mapping[str, Any],
+    *,
+    now: float,
+    livemode: bool | None = None,
+) -> RecoveryResult:
+    """Recover ``endpoint_id`` as asked by ``fields`` (``since``: unix seconds, an ISO 8601
+    time or a duration such as ``2h``; ``dry_run``), for the admin API and the CLI alike.
+
+    Raises:
+        RequestError: a missing or bad field (400).
+        EndpointNotFoundError: no such endpoint (in that livemode).
+    """
+    body = validate(_RecoverRequest, fields)
+    try:
+        since = parse_since(body.since, now=now)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    await get_endpoint(store, endpoint_id, livemode=livemode)
+    try:
+        return await store.recover(endpoint_id, since=since, now=now, dry_run=body.dry_run)
+    except LookupError:  # deleted meanwhile
+        raise EndpointNotFoundError() from None
 
 
 def sample_event_type(sub: Subscriber) -> str:

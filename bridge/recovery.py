@@ -7,29 +7,20 @@ deliveries get a fresh delivery each (a full retry schedule, the old row and its
 kept as history), unless a later delivery of the same event to the same endpoint exists (a
 resend or an earlier recovery already took care of it). Failing ones get their next attempt
 moved to now. The decision (:func:`plan_recovery`) is pure; the stores select the candidates
-and apply the plan in one transaction; :func:`recover_endpoint` is the operation the admin
-API and the CLI share."""
+and apply the plan in one transaction; :func:`bridge.endpoints.recover_endpoint` is the
+operation the admin API and the CLI share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict
-
-from bridge.errors import EndpointNotFoundError, RequestError
-from bridge.since import parse_since
-
-if TYPE_CHECKING:
-    from bridge.store.base import Store
+from typing import Any, Literal
 
 __all__ = [
     "FailedDelivery",
     "RecoveryPlan",
     "RecoveryResult",
     "plan_recovery",
-    "recover_endpoint",
     "recovery_json",
 ]
 
@@ -88,43 +79,6 @@ def plan_recovery(candidates: Iterable[FailedDelivery], *, since: float) -> Reco
         elif d.status == "pending" and d.last_attempt_failed and not d.leased:
             retry_now.append(d)
     return RecoveryPlan(tuple(resend), tuple(retry_now))
-
-
-class _RecoverRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    since: str | int | float
-    dry_run: bool = False
-
-
-async def recover_endpoint(
-    store: Store,
-    endpoint_id: str,
-    fields: Mapping[str, Any],
-    *,
-    now: float,
-    livemode: bool | None = None,
-) -> RecoveryResult:
-    """Recover ``endpoint_id`` as asked by ``fields`` (``since``: unix seconds, an ISO 8601
-    time or a duration such as ``2h``; ``dry_run``), for the admin API and the CLI alike.
-
-    Raises:
-        RequestError: a missing or bad field (400).
-        EndpointNotFoundError: no such endpoint (in that livemode).
-    """
-    from bridge.api_models import validate
-    from bridge.endpoints import get_endpoint
-
-    body = validate(_RecoverRequest, fields)
-    try:
-        since = parse_since(body.since, now=now)
-    except ValueError as exc:
-        raise RequestError(str(exc)) from None
-    await get_endpoint(store, endpoint_id, livemode=livemode)
-    try:
-        return await store.recover(endpoint_id, since=since, now=now, dry_run=body.dry_run)
-    except LookupError:  # deleted meanwhile
-        raise EndpointNotFoundError() from None
 
 
 def recovery_json(r: RecoveryResult) -> dict[str, Any]:

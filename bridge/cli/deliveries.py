@@ -90,7 +90,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from bridge.recovery import recover_endpoint, recovery_json
+    from bridge.endpoints import recover_endpoint
+    from bridge.recovery import recovery_json
 
     fields = {"since": args.since, "dry_run": args.dry_run}
     try:
