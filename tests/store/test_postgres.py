@@ -23,8 +23,10 @@ from tests.store.store_factories import (
     endpoint,
     event,
     ingest,
+    invoice_paid,
     link,
     normalized,
+    pay_key,
     pi_decision,
 )
 
@@ -140,6 +142,38 @@ async def test_postgres_concurrent_hold_claims_and_resolves_emit_once(
     assert n_mine + n_theirs == 40
     counts = await pg_store.counts()
     assert (counts["held"], counts["events"]) == (0, 40)
+
+
+async def test_postgres_two_instances_matching_one_invoice_payment_use_it_once(
+    pg_store: PostgresStore, open_pg_store: OpenStore
+) -> None:
+    other = await open_pg_store()
+    for i in range(15):  # each round: one invoice payment, two PIs of the same key
+        key = pay_key(1000 + i)
+        await ingest(pg_store, f"evt_in{i}", invoice_paid(f"in_{i}", key))
+        await ingest(pg_store, f"evt_a{i}", pi_decision(f"pi_a{i}", key=key))
+        await ingest(pg_store, f"evt_b{i}", pi_decision(f"pi_b{i}", key=key))
+    due = NOW + WINDOW_S
+
+    async def decide(store: PostgresStore, owner: str) -> list[IngestResult]:
+        out: list[IngestResult] = []
+        while batch := await store.claim_holds(now=due, owner=owner, lease_s=60, limit=1):
+            for h in batch:
+                out.append(
+                    await store.resolve_hold(
+                        h.id, answer=None, now=due, owner=owner, lease_s=LEASE_S,
+                        local_handlers=(),
+                    )
+                )  # fmt: skip
+        return out
+
+    mine, theirs = await asyncio.gather(decide(pg_store, "a"), decide(other, "b"))
+
+    verdicts = [r.verdict for r in mine + theirs if r.verdict is not None]
+    assert len(verdicts) == 30
+    assert sorted(v.basis for v in verdicts) == ["match"] * 15 + ["no_match"] * 15
+    claimed = {v.claim for v in verdicts if v.claim}
+    assert len(claimed) == 15  # every invoice payment accounts for exactly one PI
 
 
 async def test_postgres_concurrent_migrations_on_a_fresh_database(
