@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from adapters.base import InboundRequest
 from bridge.errors import BridgeError, PayloadTooLargeError, StoreError
@@ -67,11 +67,15 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None:
-        if request.content_length > limit:
+    """The body, refused (413) past ``limit`` bytes whether or not a Content-Length says so."""
+    length = request.content_length
+    if length is not None:
+        if length > limit:
             raise PayloadTooLargeError(f"body over {limit} bytes")
-        # The parser reads exactly Content-Length bytes: one read, no chunk loop.
-        return await request.read()
+        if hdrs.CONTENT_ENCODING not in request.headers:
+            # Exactly the announced bytes, in one read (request.read() loops and copies twice).
+            return await request.content.readexactly(length)
+        return await request.read()  # aiohttp inflates it and holds it to client_max_size
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(65536):

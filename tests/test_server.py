@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -125,6 +126,15 @@ async def test_body_limit_holds_with_or_without_a_length(serve: Serve) -> None:
     ((status, _, body),) = await exchange(s.port, _chunked(signed_event("evt_chunked")))
     assert status == 200 and orjson.loads(body)["duplicate"] is False
     assert await s.inbox() == 1
+
+
+async def test_compressed_body_is_inflated_before_verifying(serve: Serve) -> None:
+    """A body sent with Content-Encoding: gzip is verified and stored as its inflated bytes."""
+    s = await serve()
+    body = signed_event("evt_gzip")
+    raw = request(gzip.compress(body), stripe_headers(body), extra=["Content-Encoding: gzip"])
+    ((status, _, reply),) = await exchange(s.port, raw)
+    assert status == 200 and orjson.loads(reply)["duplicate"] is False
 
 
 async def test_other_methods_and_routes_get_json_errors(serve: Serve) -> None:
