@@ -97,6 +97,8 @@ class StripeSourceConfig(_Frozen):
     api_key: SecretStr | None = None
     api_base: str = "https://api.stripe.com"
     correlation_window_s: Annotated[float, Field(ge=0)] = 120.0
+    # Off (None) by default: seconds between scheduled Events API passes inside `serve`.
+    reconcile_every_s: Annotated[float, Field(gt=0)] | None = None
 
     @field_validator("api_key")
     @classmethod

@@ -32,6 +32,7 @@ from bridge.correlation import Correlator
 from bridge.errors import ConfigError, StoreError
 from bridge.logs import transition
 from bridge.metrics import Metrics
+from bridge.reconcile import Reconciler
 from bridge.store import create_store
 from bridge.store.base import Delivery, InboxRecord, IngestResult, Store, Subscriber
 from bridge.store.bodies import object_json
@@ -81,6 +82,7 @@ class Bridge:
         )
         self.adapters: dict[str, Adapter] = self._make_adapters(config)
         self.dispatcher: Dispatcher | None = None
+        self.reconciler: Reconciler | None = None  # sources.stripe.reconcile_every_s
         self._sender: WebhookSender | None = None
         self._transport: AiohttpTransport | None = None
         self._started = False
@@ -159,6 +161,16 @@ class Bridge:
         await self.dispatcher.start()
         await self.correlation.start()
         self._started = True
+        stripe_cfg = self.config.sources.stripe
+        if stripe_cfg is not None:  # after _started: its passes go through self.ingest
+            self.reconciler = Reconciler(
+                self.store,
+                stripe_cfg,
+                lambda request: self.ingest("stripe", request),
+                owner=self.owner,
+                clock=self.clock,
+            )
+            await self.reconciler.start()
         log.info(
             "paybridge started (owner %s, store %s)", self.owner, self.store.__class__.__name__
         )
@@ -170,6 +182,8 @@ class Bridge:
             return
         self._started = False
         summary: dict[str, int] = {}
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         await self.correlation.stop()
         if self.dispatcher is not None:
             summary = await self.dispatcher.stop(self.config.server.shutdown_timeout_s)

@@ -34,12 +34,18 @@ def free_port() -> int:
 
 
 def write_config(
-    tmp_path: Path, cfg: Config, secrets: dict[str, str] | None = None, **server: Any
+    tmp_path: Path,
+    cfg: Config,
+    secrets: dict[str, str] | None = None,
+    *,
+    stripe_api_key: str | None = None,
+    **server: Any,
 ) -> Path:
     """``cfg`` as a YAML file with its secrets written out (the model masks them):
-    the Stripe secret, the admin key, and ``secrets`` by endpoint id."""
+    the Stripe secret (and API key), the admin key, and ``secrets`` by endpoint id."""
     data = cfg.model_dump(mode="json")
     data["sources"]["stripe"]["signing_secrets"] = [STRIPE_SECRET]
+    data["sources"]["stripe"]["api_key"] = stripe_api_key
     data["admin"]["api_keys"] = [ADMIN_KEY]
     for ep in data["endpoints"]:
         if ep["id"] in (secrets or {}):

@@ -464,10 +464,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def save_job(
-        self, name: str, *, owner: str, checkpoint: str, now: float, lease_s: float
+        self, name: str, *, owner: str, checkpoint: str | None, now: float, lease_s: float
     ) -> bool:
-        """Store ``checkpoint`` and extend the lease; False (nothing saved) when ``owner`` no
-        longer holds it."""
+        """Store ``checkpoint`` (None: keep the one stored) and extend the lease; False
+        (nothing saved) when ``owner`` no longer holds it."""
 
     @abc.abstractmethod
     async def release_job(self, name: str, *, owner: str) -> None:

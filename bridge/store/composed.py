@@ -248,7 +248,7 @@ class ComposedStore(Store):
         return await self._jobs.acquire_job(name, Lease(now, owner, lease_s))
 
     async def save_job(
-        self, name: str, *, owner: str, checkpoint: str, now: float, lease_s: float
+        self, name: str, *, owner: str, checkpoint: str | None, now: float, lease_s: float
     ) -> bool:
         return await self._jobs.save_job(name, checkpoint, Lease(now, owner, lease_s))
 

@@ -61,7 +61,7 @@ ACQUIRE_JOB = (
     " AND (lease_owner IS NULL OR lease_owner = {} OR lease_until < {}) RETURNING checkpoint"
 )
 SAVE_JOB = (
-    "UPDATE jobs SET checkpoint = {}, lease_until = {}, updated_at = {}"
+    "UPDATE jobs SET checkpoint = COALESCE({}, checkpoint), lease_until = {}, updated_at = {}"
     " WHERE name = {} AND lease_owner = {} RETURNING 1"
 )
 RELEASE_JOB = (

@@ -185,6 +185,9 @@ async def test_job_lease_one_holder_at_a_time_and_checkpoint(store: Store) -> No
     assert await store.save_job(
         "reconcile:stripe", owner="a", checkpoint="c1", now=NOW + 2, lease_s=60
     )
+    assert await store.save_job(  # None: only the lease is extended
+        "reconcile:stripe", owner="a", checkpoint=None, now=NOW + 2, lease_s=60
+    )
     renewed = await store.acquire_job("reconcile:stripe", owner="a", now=NOW + 3, lease_s=60)
     assert renewed is not None and renewed.checkpoint == "c1"
 

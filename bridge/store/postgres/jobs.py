@@ -34,7 +34,7 @@ class PgJobs:
             )
         return None if row is None else JobLease(name, lease.owner, lease.until, row[0])
 
-    async def save_job(self, name: str, checkpoint: str, lease: Lease) -> bool:
+    async def save_job(self, name: str, checkpoint: str | None, lease: Lease) -> bool:
         """False when the lease was lost; raises :class:`StoreError`."""
         async with self._db.conn() as conn:
             saved = await conn.fetchval(

@@ -38,7 +38,7 @@ class SqliteJobs:
 
         return self._worker.call(tx, durable=False)
 
-    def save_job(self, name: str, checkpoint: str, lease: Lease) -> asyncio.Future[bool]:
+    def save_job(self, name: str, checkpoint: str | None, lease: Lease) -> asyncio.Future[bool]:
         def tx(conn: _Conn) -> bool:
             args = (checkpoint, lease.until, lease.now, name, lease.owner)
             return conn.execute(_SAVE, args).fetchone() is not None
