@@ -72,6 +72,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if length is not None:
         if length > limit:
             raise PayloadTooLargeError(f"body over {limit} bytes")
+        if not length:
+            return b""  # readexactly(0) of an empty body raises IncompleteReadError
         if hdrs.CONTENT_ENCODING not in request.headers:
             # Exactly the announced bytes, in one read (request.read() loops and copies twice).
             return await request.content.readexactly(length)
