@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.store.base import Delivery, DeliveryOutcome
+from bridge.store.base import Delivery, DeliveryOutcome, Subscriber
 from bridge.store.bodies import event_from_stored
 from bridge.store.parts import Lease
-from bridge.store.planning import matching_subscribers, outcome_row
+from bridge.store.planning import (
+    attempt_row,
+    claimable,
+    outcome_row,
+    resend_targets,
+    streak_update,
+)
 from bridge.store.postgres.batch import Gathered
 from bridge.store.postgres.pool import PgPool
 from bridge.store.postgres.reads import EVENT_SQL
@@ -17,8 +23,6 @@ from bridge.store.postgres.subscribers import SubscriberCache
 from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row
 
 __all__ = ["PgDeliveries"]
-
-_RESPONSE_BODY_MAX = 1024
 
 # Delivered attempts, many in one statement: the attempt rows, the delivery rows, and the end of
 # the failure streaks of their subscribers (locked in id order: two instances never wait on each
@@ -71,10 +75,7 @@ WITH due AS (
     SELECT id FROM deliveries
     WHERE status = 'pending' AND next_attempt_at <= $3
       AND (lease_until IS NULL OR lease_until < $3)
-      AND subscriber_id IN (
-          SELECT id FROM subscribers
-          WHERE status = 'enabled' AND NOT (id = ANY($5::text[]))
-            AND (kind = 'endpoint' OR id = ANY($6::text[])))
+      AND subscriber_id = ANY($5::text[])
     ORDER BY next_attempt_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -100,18 +101,6 @@ SELECT id, event_id, subscriber_id, attempts, $2, 'pending' FROM d
 RETURNING id
 """
 
-# A failure starts the streak (failing_since) and disables an enabled endpoint whose streak
-# is older than the limit; the row is touched only when one of those changes something.
-_DISABLE = "kind = 'endpoint' AND status = 'enabled' AND COALESCE(failing_since, $1) <= $2"
-_FAILED_STREAK = f"""
-UPDATE subscribers SET
-    failing_since = COALESCE(failing_since, $1),
-    status = CASE WHEN {_DISABLE} THEN 'disabled' ELSE status END,
-    disabled_reason = CASE WHEN {_DISABLE} THEN $3 ELSE disabled_reason END,
-    updated_at = CASE WHEN {_DISABLE} THEN $1 ELSE updated_at END
-WHERE id = $4 AND (failing_since IS NULL OR ({_DISABLE}))
-"""
-
 
 class PgDeliveries:
     """The delivery part of the PostgreSQL store."""
@@ -126,15 +115,11 @@ class PgDeliveries:
     ) -> list[Delivery]:
         """See :meth:`Store.claim_due`; raises :class:`StoreError`."""
         async with self._db.tx(durable=False) as conn:
-            rows = await conn.fetch(
-                _CLAIM,
-                lease.owner,
-                lease.until,
-                lease.now,
-                limit,
-                list(exclude),
-                ["handler:" + h for h in handlers],
-            )
+            rows = await conn.fetch(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers")
+            allowed = claimable([subscriber_from_row(r) for r in rows], handlers, exclude)
+            if not allowed:
+                return []
+            rows = await conn.fetch(_CLAIM, lease.owner, lease.until, lease.now, limit, allowed)
         return [
             Delivery(
                 int(r["id"]),
@@ -165,19 +150,17 @@ class PgDeliveries:
         limit_s: float,
     ) -> None:
         """See :meth:`Store.finish_attempt`; raises :class:`StoreError`."""
-        body = outcome.response_body
-        if body is not None and len(body) > _RESPONSE_BODY_MAX:
-            body = body[:_RESPONSE_BODY_MAX]
+        a = attempt_row(outcome)
         status, nxt = outcome_row(outcome, now)
         if outcome.delivered:  # the usual case: written with the others waiting
             await self._delivered.record(
                 (
                     attempt_id,
                     delivery_id,
-                    outcome.status_code,
-                    outcome.duration_ms,
-                    outcome.error,
-                    body,
+                    a.status_code,
+                    a.duration_ms,
+                    a.error,
+                    a.response_body,
                     now,
                 )
             )
@@ -187,11 +170,11 @@ class PgDeliveries:
                 "UPDATE attempts SET finished_at = $1, outcome = $2, status_code = $3,"
                 " duration_ms = $4, error = $5, response_body = $6 WHERE id = $7",
                 now,
-                "succeeded" if outcome.delivered else "failed",
-                outcome.status_code,
-                outcome.duration_ms,
-                outcome.error,
-                body,
+                a.outcome,
+                a.status_code,
+                a.duration_ms,
+                a.error,
+                a.response_body,
                 attempt_id,
             )
             sid = await conn.fetchval(
@@ -225,26 +208,28 @@ class PgDeliveries:
     async def _track_streak(
         conn: Any, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float
     ) -> bool:
-        """Keep the subscriber's failure streak; True when its row changed."""
-        if outcome.delivered:
-            status = await conn.execute(
-                "UPDATE subscribers SET failing_since = NULL WHERE id = $1"
-                " AND failing_since IS NOT NULL",
-                sid,
+        """Keep the subscriber's failure streak (its row locked, so instances failing on the
+        same endpoint at once decide one after the other); True when its row changed."""
+        row = await conn.fetchrow(
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = $1 FOR UPDATE", sid
+        )
+        change = streak_update(subscriber_from_row(row), outcome, now, limit_s) if row else None
+        if change is None:
+            return False
+        if change.disabled_reason is None:
+            await conn.execute(
+                "UPDATE subscribers SET failing_since = $1 WHERE id = $2", change.failing_since, sid
             )
-        elif outcome.disable_endpoint:
-            status = await conn.execute(
-                "UPDATE subscribers SET status = 'disabled', disabled_reason = $1,"
-                " updated_at = $2 WHERE id = $3",
-                outcome.disable_endpoint,
+        else:
+            await conn.execute(
+                "UPDATE subscribers SET failing_since = $1, status = 'disabled',"
+                " disabled_reason = $2, updated_at = $3 WHERE id = $4",
+                change.failing_since,
+                change.disabled_reason,
                 now,
                 sid,
             )
-        else:
-            status = await conn.execute(
-                _FAILED_STREAK, now, now - limit_s, f"failing for {limit_s:.0f}s straight", sid
-            )
-        return bool(status != "UPDATE 0")
+        return True
 
     async def release(self, delivery_ids: Sequence[int], owner: str) -> None:
         """See :meth:`Store.release`; raises :class:`StoreError`."""
@@ -265,14 +250,11 @@ class PgDeliveries:
             row = await conn.fetchrow(f"{EVENT_SQL} WHERE e.id = $1", event_id)
             if row is None:
                 raise LookupError(f"no event {event_id}")
-            if subscriber_id is not None:
-                targets = [subscriber_id]
-            else:
-                rows = await conn.fetch(
-                    f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE kind = 'endpoint'"
-                )
+            subs: list[Subscriber] = []
+            if subscriber_id is None:
+                rows = await conn.fetch(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers")
                 subs = [subscriber_from_row(r) for r in rows]
-                targets = matching_subscribers(subs, event_from_stored(row[0], row[1]))
+            targets = resend_targets(subs, event_from_stored(row[0], row[1]), subscriber_id)
             rows = await conn.fetch(
                 "INSERT INTO deliveries (event_id, subscriber_id, status, attempts,"
                 " next_attempt_at, created_at, updated_at)"

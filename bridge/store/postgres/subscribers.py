@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from bridge.store.base import Page, Subscriber, SubscriberKind
+from bridge.store.planning import subscriber_page
 from bridge.store.postgres.pool import PgPool
 from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row, subscriber_params
 
@@ -87,16 +88,9 @@ class PgSubscribers:
     async def list_subscribers(
         self, kind: SubscriberKind | None, livemode: bool | None, offset: int, limit: int
     ) -> Page[Subscriber]:
-        """Newest first, then by id; raises :class:`StoreError`."""
-        where = "WHERE ($1::text IS NULL OR kind = $1) AND ($2::bool IS NULL OR livemode = $2)"
+        """Newest first, then by id, read fresh; raises :class:`StoreError`."""
         async with self._db.conn() as conn:
-            count = await conn.fetchval(f"SELECT COUNT(*) FROM subscribers {where}", kind, livemode)
-            rows = await conn.fetch(
-                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers {where}"
-                " ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
-                kind,
-                livemode,
-                limit,
-                offset,
-            )
-        return Page(int(count), [subscriber_from_row(r) for r in rows])
+            rows = await conn.fetch(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers")
+        return subscriber_page(
+            [subscriber_from_row(r) for r in rows], kind, livemode, offset, limit
+        )

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from bridge.store.base import Delivery, DeliveryOutcome
 from bridge.store.bodies import event_from_stored
 from bridge.store.parts import Lease
-from bridge.store.planning import matching_subscribers, outcome_row
+from bridge.store.planning import (
+    attempt_row,
+    claimable,
+    outcome_row,
+    resend_targets,
+    streak_update,
+)
 from bridge.store.sqlite.reads import EVENT_SQL
 from bridge.store.sqlite.subscribers import SubscriberCache
 from bridge.store.sqlite.worker import SqliteWorker
@@ -18,11 +24,6 @@ from bridge.store.sqlite.worker import SqliteWorker
 __all__ = ["SqliteDeliveries"]
 
 _Conn = sqlite3.Connection
-_RESPONSE_BODY_MAX = 1024
-
-
-def _capped(body: str | None) -> str | None:
-    return body[:_RESPONSE_BODY_MAX] if body is not None else None
 
 
 class SqliteDeliveries:
@@ -36,13 +37,7 @@ class SqliteDeliveries:
         self, lease: Lease, limit: int, handlers: Sequence[str], exclude: Sequence[str]
     ) -> asyncio.Future[list[Delivery]]:
         def tx(conn: _Conn) -> list[Delivery]:
-            allowed = [
-                s.id
-                for s in self._cache.get(conn)
-                if s.status == "enabled"
-                and s.id not in exclude
-                and (s.kind == "endpoint" or s.id[len("handler:") :] in handlers)
-            ]
+            allowed = claimable(self._cache.get(conn), handlers, exclude)
             if not allowed:
                 return []
             marks = ",".join("?" * len(allowed))
@@ -89,21 +84,13 @@ class SqliteDeliveries:
         delivery_id: int,
         outcome: DeliveryOutcome,
         now: float,
-        disable_after_failing_s: float,
+        limit_s: float,
     ) -> None:
-        body = _capped(outcome.response_body)
+        a = attempt_row(outcome)
         conn.execute(
             "UPDATE attempts SET finished_at = ?, outcome = ?, status_code = ?,"
             " duration_ms = ?, error = ?, response_body = ? WHERE id = ?",
-            (
-                now,
-                "succeeded" if outcome.delivered else "failed",
-                outcome.status_code,
-                outcome.duration_ms,
-                outcome.error,
-                body,
-                attempt_id,
-            ),
+            (now, a.outcome, a.status_code, a.duration_ms, a.error, a.response_body, attempt_id),
         )
         status, nxt = outcome_row(outcome, now)
         row = conn.execute(
@@ -112,7 +99,7 @@ class SqliteDeliveries:
             (status, nxt, now, delivery_id),
         ).fetchone()
         if row is not None:
-            self._track_streak(conn, row[0], outcome, now, disable_after_failing_s)
+            self._track_streak(conn, row[0], outcome, now, limit_s)
 
     def start_attempt(self, delivery_id: int, lease: Lease) -> asyncio.Future[int | None]:
         return self._worker.call(self._start_tx, delivery_id, lease, durable=False)
@@ -138,6 +125,7 @@ class SqliteDeliveries:
         limit_s: float,
     ) -> asyncio.Future[bool]:
         status, nxt = outcome_row(outcome, now)
+        a = attempt_row(outcome)
 
         def tx(conn: _Conn) -> bool:
             # One update and one insert: the attempt is written finished, never "pending".
@@ -161,11 +149,11 @@ class SqliteDeliveries:
                     row[0],
                     started.now,
                     now,
-                    "succeeded" if outcome.delivered else "failed",
-                    outcome.status_code,
-                    outcome.duration_ms,
-                    outcome.error,
-                    _capped(outcome.response_body),
+                    a.outcome,
+                    a.status_code,
+                    a.duration_ms,
+                    a.error,
+                    a.response_body,
                 ),
             )
             self._track_streak(conn, row[2], outcome, now, limit_s)
@@ -176,34 +164,22 @@ class SqliteDeliveries:
     def _track_streak(
         self, conn: _Conn, sid: str, outcome: DeliveryOutcome, now: float, limit_s: float
     ) -> None:
-        if outcome.delivered:
-            if not self._cache.is_failing(conn, sid):  # the usual case: nothing to clear
-                return
-            changed = conn.execute(
-                "UPDATE subscribers SET failing_since = NULL WHERE id = ?"
-                " AND failing_since IS NOT NULL",
-                (sid,),
-            ).rowcount
-        elif outcome.disable_endpoint:
-            changed = conn.execute(
-                "UPDATE subscribers SET status = 'disabled', disabled_reason = ?, updated_at = ?"
-                " WHERE id = ?",
-                (outcome.disable_endpoint, now, sid),
-            ).rowcount
+        sub = next((s for s in self._cache.get(conn) if s.id == sid), None)
+        change = streak_update(sub, outcome, now, limit_s) if sub is not None else None
+        if change is None:  # the usual case: nothing to write
+            return
+        if change.disabled_reason is None:
+            conn.execute(
+                "UPDATE subscribers SET failing_since = ? WHERE id = ?",
+                (change.failing_since, sid),
+            )
         else:
             conn.execute(
-                "UPDATE subscribers SET failing_since = ? WHERE id = ? AND failing_since IS NULL",
-                (now, sid),
+                "UPDATE subscribers SET failing_since = ?, status = 'disabled',"
+                " disabled_reason = ?, updated_at = ? WHERE id = ?",
+                (change.failing_since, change.disabled_reason, now, sid),
             )
-            changed = conn.execute(
-                "UPDATE subscribers SET status = 'disabled', disabled_reason = ?, updated_at = ?"
-                " WHERE id = ? AND kind = 'endpoint' AND status = 'enabled'"
-                " AND failing_since <= ?",
-                (f"failing for {limit_s:.0f}s straight", now, sid, now - limit_s),
-            ).rowcount
-            changed = 1  # failing_since may have been set
-        if changed:
-            self._cache.forget()
+        self._cache.forget()
 
     async def release(self, delivery_ids: Sequence[int], owner: str) -> None:
         if not delivery_ids:
@@ -226,11 +202,7 @@ class SqliteDeliveries:
             if row is None:
                 raise LookupError(f"no event {event_id}")
             ev = event_from_stored(row[0], row[1])
-            if subscriber_id is not None:
-                targets = [subscriber_id]
-            else:
-                subs = [s for s in self._cache.get(conn) if s.kind == "endpoint"]
-                targets = matching_subscribers(subs, ev)
+            targets = resend_targets(self._cache.get(conn), ev, subscriber_id)
             ids: list[int] = []
             for sid in targets:
                 did = conn.execute(

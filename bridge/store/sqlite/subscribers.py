@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 
 from bridge.store.base import Page, Subscriber, SubscriberKind
+from bridge.store.planning import subscriber_page
 from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row, subscriber_params
 from bridge.store.sqlite.worker import SqliteWorker
 
@@ -36,10 +37,6 @@ class SubscriberCache:
     def forget(self) -> None:
         """Drop the cache: a subscriber row changed, or work that read one was rolled back."""
         self._subscribers = None
-
-    def is_failing(self, conn: sqlite3.Connection, sid: str) -> bool:
-        """Whether subscriber ``sid`` has a failure streak."""
-        return any(s.failing_since is not None for s in self.get(conn) if s.id == sid)
 
 
 class SqliteSubscribers:
@@ -82,11 +79,6 @@ class SqliteSubscribers:
         self, kind: SubscriberKind | None, livemode: bool | None, offset: int, limit: int
     ) -> asyncio.Future[Page[Subscriber]]:
         def tx(conn: sqlite3.Connection) -> Page[Subscriber]:
-            subs = [
-                s
-                for s in sorted(self._cache.get(conn), key=lambda s: (-s.created_at, s.id))
-                if (kind is None or s.kind == kind) and (livemode is None or s.livemode == livemode)
-            ]
-            return Page(len(subs), subs[offset : offset + limit])
+            return subscriber_page(self._cache.get(conn), kind, livemode, offset, limit)
 
         return self._worker.call(tx, durable=False)
