@@ -36,6 +36,7 @@ __all__ = [
     "EndpointConfig",
     "LoggingConfig",
     "PaymentKitSourceConfig",
+    "RetentionConfig",
     "ServerConfig",
     "SourcesConfig",
     "StoreConfig",
@@ -190,6 +191,30 @@ class BusConfig(_Frozen):
     handler_timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
 
+# Stripe retries a webhook for up to 3 days: the inbox row of a provider event is what makes
+# such a retry a duplicate, so it is kept at least that long.
+INBOX_DAYS_MIN = 3.0
+
+
+class RetentionConfig(_Frozen):
+    """How many days stored rows are kept. Pending deliveries, held PaymentIntent decisions,
+    thin events awaiting their fetch and dead deliveries not yet resolved are never pruned."""
+
+    events_days: Annotated[float, Field(gt=0)] = 30.0
+    attempts_days: Annotated[float, Field(gt=0)] = 30.0
+    inbox_days: float = 30.0
+
+    @field_validator("inbox_days")
+    @classmethod
+    def _inbox_window(cls, v: float) -> float:
+        if v < INBOX_DAYS_MIN:
+            raise ValueError(
+                f"must be at least {INBOX_DAYS_MIN:g} days: providers retry for that long (Stripe:"
+                " 3 days) and the inbox is what makes a retry a duplicate"
+            )
+        return v
+
+
 class LoggingConfig(_Frozen):
     """How ``paybridge`` commands log (a library user configures logging themselves)."""
 
@@ -212,6 +237,7 @@ class Config(_Frozen):
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("endpoints")

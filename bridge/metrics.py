@@ -54,6 +54,12 @@ class Metrics:
             "Delivery attempts running now",
             registry=self.registry,
         )
+        self.pruned = Counter(
+            "paybridge_pruned_rows",
+            "Rows removed by retention, by kind (events, stubs, deliveries, attempts, inbox)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.queued = Gauge(
             "paybridge_deliveries_queued",
             "Deliveries leased by this instance, waiting for a slot",

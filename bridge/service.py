@@ -33,6 +33,7 @@ from bridge.errors import ConfigError, StoreError
 from bridge.logs import transition
 from bridge.metrics import Metrics
 from bridge.reconcile import Reconciler
+from bridge.retention import PRUNE_EVERY_S, Pruner
 from bridge.store import create_store
 from bridge.store.base import Delivery, InboxRecord, IngestResult, Store, Subscriber
 from bridge.store.bodies import object_json
@@ -99,6 +100,8 @@ class Bridge:
             clock=clock,
             poll_interval_s=config.delivery.poll_interval_s,
         )
+        self.pruner = Pruner(self.store, config.retention, clock=clock, metrics=self.metrics)
+        self.prune_every_s = PRUNE_EVERY_S  # how often a started bridge applies retention
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> Bridge:
@@ -160,6 +163,7 @@ class Bridge:
         )
         await self.dispatcher.start()
         await self.correlation.start()
+        self._spawn(self.pruner.run_forever(self.prune_every_s))
         self._started = True
         stripe_cfg = self.config.sources.stripe
         if stripe_cfg is not None:  # after _started: its passes go through self.ingest

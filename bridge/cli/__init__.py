@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import check, deliveries, endpoints, events, reconcile, serve, trigger
+from bridge.cli import check, deliveries, endpoints, events, prune, reconcile, serve, trigger
 from bridge.cli._common import Commands, Handler
 from bridge.errors import ConfigError, StoreError
 
@@ -22,7 +22,7 @@ _DESCRIPTION = (
 )
 
 # One line per command module; each module's ``register`` adds its sub-commands.
-_GROUPS = (serve, check, trigger, events, reconcile, endpoints, deliveries)
+_GROUPS = (serve, check, trigger, events, reconcile, endpoints, deliveries, prune)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from bridge.events import Event
 from bridge.holds import Answer, Hold, Verdict
 from bridge.normalized import Normalized
 from bridge.recovery import RecoveryResult
+from bridge.store.retention import Cutoffs, PruneCounts, PruneCursor
 
 __all__ = [
     "AttemptRecord",
@@ -425,6 +426,15 @@ class Store(abc.ABC):
         limit: int = 20,
     ) -> Page[AttemptRecord]:
         """Delivery attempts, newest first."""
+
+    # -- retention ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def prune(
+        self, cutoffs: Cutoffs, cursor: PruneCursor, *, limit: int, dry_run: bool = False
+    ) -> tuple[PruneCounts, PruneCursor | None]:
+        """Prune one window of at most ``limit`` rows, in one short transaction, as
+        :mod:`bridge.store.retention` decides; returns what went and the cursor of the next
+        window (None: the run is over). ``dry_run``: count only."""
 
     @abc.abstractmethod
     async def counts(self) -> dict[str, int]:

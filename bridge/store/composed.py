@@ -34,9 +34,11 @@ from bridge.store.parts import (
     Lease,
     ReadPart,
     RecoveryPart,
+    RetentionPart,
     SubscriberPart,
     Writing,
 )
+from bridge.store.retention import Cutoffs, PruneCounts, PruneCursor
 
 __all__ = ["ComposedStore"]
 
@@ -54,6 +56,7 @@ class ComposedStore(Store):
         reads: ReadPart,
         recovery: RecoveryPart,
         jobs: JobPart,
+        retention: RetentionPart,
     ) -> None:
         self._ingest = ingest
         self._correlation = correlation
@@ -62,6 +65,7 @@ class ComposedStore(Store):
         self._reads = reads
         self._recovery = recovery
         self._jobs = jobs
+        self._retention = retention
 
     # -- ingress ----------------------------------------------------------------------------
     async def ingest(
@@ -254,3 +258,9 @@ class ComposedStore(Store):
 
     async def release_job(self, name: str, *, owner: str) -> None:
         await self._jobs.release_job(name, owner)
+
+    # -- retention ------------------------------------------------------------------------------
+    async def prune(
+        self, cutoffs: Cutoffs, cursor: PruneCursor, *, limit: int, dry_run: bool = False
+    ) -> tuple[PruneCounts, PruneCursor | None]:
+        return await self._retention.prune(cutoffs, cursor, limit, dry_run)

@@ -32,6 +32,7 @@ from bridge.store.base import (
     Subscriber,
     SubscriberKind,
 )
+from bridge.store.retention import Cutoffs, PruneCounts, PruneCursor
 
 __all__ = [
     "CorrelationPart",
@@ -41,6 +42,7 @@ __all__ = [
     "Lease",
     "ReadPart",
     "RecoveryPart",
+    "RetentionPart",
     "SubscriberPart",
     "Writing",
 ]
@@ -142,6 +144,14 @@ class DeliveryPart(Protocol):
     def resend(
         self, event_id: str, now: float, subscriber_id: str | None
     ) -> Awaitable[list[int]]: ...
+
+
+class RetentionPart(Protocol):
+    """Pruning by the retention settings, one window at a time."""
+
+    def prune(
+        self, c: Cutoffs, cursor: PruneCursor, limit: int, dry_run: bool
+    ) -> Awaitable[tuple[PruneCounts, PruneCursor | None]]: ...
 
 
 class ReadPart(Protocol):

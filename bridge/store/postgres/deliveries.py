@@ -18,7 +18,7 @@ from bridge.store.planning import (
 )
 from bridge.store.postgres.batch import Gathered
 from bridge.store.postgres.pool import PgPool
-from bridge.store.postgres.reads import EVENT_SQL
+from bridge.store.postgres.reads import EVENT_SQL, LIVE
 from bridge.store.postgres.subscribers import SubscriberCache
 from bridge.store.rows import SUBSCRIBER_COLUMNS, subscriber_from_row
 
@@ -247,7 +247,7 @@ class PgDeliveries:
         """See :meth:`Store.resend`; raises :class:`LookupError` for an unknown event and
         :class:`StoreError` when the database fails."""
         async with self._db.tx() as conn:
-            row = await conn.fetchrow(f"{EVENT_SQL} WHERE e.id = $1", event_id)
+            row = await conn.fetchrow(f"{EVENT_SQL} {LIVE} AND e.id = $1", event_id)
             if row is None:
                 raise LookupError(f"no event {event_id}")
             subs: list[Subscriber] = []

@@ -9,8 +9,10 @@ from bridge.store.bodies import event_from_stored
 from bridge.store.postgres.pool import PgPool
 from bridge.store.rows import ATTEMPT_COLUMNS, attempt_from_row
 
-__all__ = ["EVENT_SQL", "PgReads"]
+__all__ = ["EVENT_SQL", "LIVE", "PgReads"]
 
+# Events that are not stubs (ids kept by retention, see bridge.store.retention).
+LIVE = "WHERE length(e.body) > 0"
 # An event's stored body and the raw request whose object it refers to (if any).
 EVENT_SQL = (
     "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
@@ -21,7 +23,7 @@ _COUNTS = """
 SELECT
     (SELECT COUNT(*) FROM inbox) AS inbox,
     (SELECT COUNT(*) FROM inbox WHERE status = 'ignored') AS ignored,
-    (SELECT COUNT(*) FROM events) AS events,
+    (SELECT COUNT(*) FROM events WHERE length(body) > 0) AS events,
     (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending,
     (SELECT COUNT(*) FROM deliveries WHERE status = 'dead') AS dead,
     (SELECT COUNT(*) FROM deferred) AS held,
@@ -37,7 +39,7 @@ class PgReads:
 
     async def list_events(self, type: str | None, offset: int, limit: int | None) -> Page[Event]:
         """Newest first; ``limit=None`` lists them all; raises :class:`StoreError`."""
-        where, args = ("WHERE e.type = $1", [type]) if type else ("", [])
+        where, args = (f"{LIVE} AND e.type = $1", [type]) if type else (LIVE, [])
         n = len(args)
         async with self._db.conn() as conn:
             count = await conn.fetchval(f"SELECT COUNT(*) FROM events e {where}", *args)
@@ -52,7 +54,7 @@ class PgReads:
     async def get_event(self, event_id: str) -> Event | None:
         """The stored event or None; raises :class:`StoreError`."""
         async with self._db.conn() as conn:
-            row = await conn.fetchrow(f"{EVENT_SQL} WHERE e.id = $1", event_id)
+            row = await conn.fetchrow(f"{EVENT_SQL} {LIVE} AND e.id = $1", event_id)
         return event_from_stored(row[0], row[1]) if row is not None else None
 
     async def list_attempts(

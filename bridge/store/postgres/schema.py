@@ -187,6 +187,16 @@ MIGRATIONS: list[tuple[int, str]] = [
             ON invoice_payments (customer, outcome, amount, currency);
         """,
     ),
+    (
+        6,
+        """
+        -- Retention walks the inbox in insertion order and keeps a row while a stored event
+        -- refers to its object.
+        ALTER TABLE inbox ADD COLUMN seq BIGSERIAL;
+        CREATE INDEX inbox_by_seq ON inbox (seq);
+        CREATE INDEX events_by_object ON events (object_of) WHERE object_of IS NOT NULL;
+        """,
+    ),
 ]
 
 

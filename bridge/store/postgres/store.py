@@ -37,6 +37,7 @@ from bridge.store.postgres.jobs import PgJobs
 from bridge.store.postgres.pool import PgPool
 from bridge.store.postgres.reads import PgReads
 from bridge.store.postgres.recovery import PgRecovery
+from bridge.store.postgres.retention import PgRetention
 from bridge.store.postgres.subscribers import PgSubscribers, SubscriberCache
 
 __all__ = ["PostgresStore"]
@@ -67,6 +68,7 @@ class PostgresStore(ComposedStore):
             reads=PgReads(self._db),
             recovery=PgRecovery(self._db),
             jobs=PgJobs(self._db),
+            retention=PgRetention(self._db),
         )
 
     async def open(self) -> None:

@@ -17,7 +17,7 @@ from bridge.store.planning import (
     resend_targets,
     streak_update,
 )
-from bridge.store.sqlite.reads import EVENT_SQL
+from bridge.store.sqlite.reads import EVENT_SQL, LIVE
 from bridge.store.sqlite.subscribers import SubscriberCache
 from bridge.store.sqlite.worker import SqliteWorker
 
@@ -198,7 +198,7 @@ class SqliteDeliveries:
         self, event_id: str, now: float, subscriber_id: str | None
     ) -> asyncio.Future[list[int]]:
         def tx(conn: _Conn) -> list[int]:
-            row = conn.execute(f"{EVENT_SQL} WHERE e.id = ?", (event_id,)).fetchone()
+            row = conn.execute(f"{EVENT_SQL} {LIVE} AND e.id = ?", (event_id,)).fetchone()
             if row is None:
                 raise LookupError(f"no event {event_id}")
             ev = event_from_stored(row[0], row[1])

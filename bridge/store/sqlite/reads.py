@@ -12,9 +12,11 @@ from bridge.store.bodies import event_from_stored
 from bridge.store.rows import ATTEMPT_COLUMNS, attempt_from_row
 from bridge.store.sqlite.worker import SqliteWorker
 
-__all__ = ["EVENT_SQL", "SqliteReads"]
+__all__ = ["EVENT_SQL", "LIVE", "SqliteReads"]
 
 _Conn = sqlite3.Connection
+# Events that are not stubs (ids kept by retention, see bridge.store.retention).
+LIVE = "WHERE length(e.body) > 0"
 # An event's stored body and the raw request whose object it refers to (if any).
 EVENT_SQL = (
     "SELECT e.body, i.payload FROM events e LEFT JOIN inbox i"
@@ -32,7 +34,7 @@ class SqliteReads:
         self, type: str | None, offset: int, limit: int | None
     ) -> asyncio.Future[Page[Event]]:
         def tx(conn: _Conn) -> Page[Event]:
-            where, args = ("WHERE e.type = ?", [type]) if type else ("", [])
+            where, args = (f"{LIVE} AND e.type = ?", [type]) if type else (LIVE, [])
             (count,) = conn.execute(f"SELECT COUNT(*) FROM events e {where}", args).fetchone()
             rows = conn.execute(
                 f"{EVENT_SQL} {where} ORDER BY e.seq DESC LIMIT ? OFFSET ?",
@@ -44,7 +46,7 @@ class SqliteReads:
 
     def get_event(self, event_id: str) -> asyncio.Future[Event | None]:
         def tx(conn: _Conn) -> Event | None:
-            row = conn.execute(f"{EVENT_SQL} WHERE e.id = ?", (event_id,)).fetchone()
+            row = conn.execute(f"{EVENT_SQL} {LIVE} AND e.id = ?", (event_id,)).fetchone()
             return event_from_stored(row[0], row[1]) if row else None
 
         return self._worker.call(tx, durable=False)
@@ -76,7 +78,7 @@ class SqliteReads:
             q = {
                 "inbox": "SELECT COUNT(*) FROM inbox",
                 "ignored": "SELECT COUNT(*) FROM inbox WHERE status = 'ignored'",
-                "events": "SELECT COUNT(*) FROM events",
+                "events": f"SELECT COUNT(*) FROM events e {LIVE}",
                 "pending": "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
                 "dead": "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'",
                 "held": "SELECT COUNT(*) FROM deferred",

@@ -158,6 +158,13 @@ MIGRATIONS: list[tuple[int, str]] = [
             ON invoice_payments (customer, outcome, amount, currency);
         """,
     ),
+    (
+        5,
+        """
+        -- Retention keeps an inbox row while a stored event refers to its object.
+        CREATE INDEX events_by_object ON events (object_of) WHERE object_of IS NOT NULL;
+        """,
+    ),
 ]
 
 

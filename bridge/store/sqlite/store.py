@@ -17,6 +17,7 @@ from bridge.store.sqlite.ingest import SqliteIngest
 from bridge.store.sqlite.jobs import SqliteJobs
 from bridge.store.sqlite.reads import SqliteReads
 from bridge.store.sqlite.recovery import SqliteRecovery
+from bridge.store.sqlite.retention import SqliteRetention
 from bridge.store.sqlite.schema import migrate
 from bridge.store.sqlite.subscribers import SqliteSubscribers, SubscriberCache
 from bridge.store.sqlite.worker import SqliteWorker
@@ -42,6 +43,7 @@ class SqliteStore(ComposedStore):
             reads=SqliteReads(self._worker),
             recovery=SqliteRecovery(self._worker, cache),
             jobs=SqliteJobs(self._worker),
+            retention=SqliteRetention(self._worker),
         )
 
     @classmethod
