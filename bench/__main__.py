@@ -4,7 +4,7 @@
 Environment: ``BENCH_FULL=1`` for the long runs (1,000,000 prefilled events, more requests);
 ``BENCH_RUNS`` (default 3); ``BENCH_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/postgres``; ``none`` skips PostgreSQL);
-``BENCH_ONLY`` (comma-separated subset of ingest,fanout,e2e,lookup,scale,postgres);
+``BENCH_ONLY`` (comma-separated subset of ingest,fanout,e2e,lookup,scale,postgres,storage);
 ``BENCH_OUT`` (where to write the JSON; default ``bench/results.json``).
 """
 
@@ -25,10 +25,11 @@ from bench.harness import Ctx
 from bench.lookups import lookup_latency
 from bench.procs import pinning_note
 from bench.report import machine, render_table, targets
+from bench.storage import storage
 
 __all__ = ["main", "make_ctx", "run_all"]
 
-_ALL = ("ingest", "fanout", "e2e", "lookup", "scale", "postgres")
+_ALL = ("ingest", "fanout", "e2e", "lookup", "scale", "postgres", "storage")
 _DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -103,6 +104,7 @@ def run_all(ctx: Ctx, only: tuple[str, ...] = _ALL) -> dict[str, Any]:
         ("fanout", "fanout_sqlite", lambda: w.fanout(ctx)),
         ("e2e", "e2e", lambda: w.e2e_latency(ctx)),
         ("lookup", "lookup", lambda: lookup_latency(ctx)),
+        ("storage", "storage", lambda: storage(ctx)),
     ]
     for key, name, fn in steps:
         if key in only:

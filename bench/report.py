@@ -1,5 +1,6 @@
 """The machine description, the targets (issue #14: ratios to baselines measured in the same
-run, plus the latency and store-size bounds), the printed table and results.json."""
+run, plus the latency and store-size bounds; issue #17: stored bytes per event), the printed
+table and results.json."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ _TARGETS: list[tuple[str, tuple[str, ...], str, float]] = [
     ("e2e ack→bus handler p99 ms @500/s", ("e2e", "bus_p99_ms"), "<=", 2),
     ("RSS MB after N stored events", ("store_scale", "prefilled", "rss_mb"), "<=", 150),
     ("ingest(N) / ingest(empty)", ("store_scale", "rate_ratio"), ">=", 0.8),
+    ("stored bytes / raw body (SQLite)", ("storage", "sqlite", "ratio_to_raw_body"), "<=", 2),
+    ("stored bytes / raw body (PostgreSQL)", ("storage", "postgres", "ratio_to_raw_body"), "<=", 2),
 ]
 
 
@@ -126,6 +129,16 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
                      _get(sc, "empty", "rate"), sc.get("rate_ratio")))  # fmt: skip
         rows.append((f"RSS MB, {n:,} stored vs empty", _get(sc, "prefilled", "rss_mb"),
                      _get(sc, "empty", "rss_mb"), None))  # fmt: skip
+    st = r.get("storage") or {}
+    for store in ("sqlite", "postgres"):
+        if store in st:
+            s = st[store]
+            rows.append((f"stored bytes/event vs raw body [{store}]", s["stored_bytes_per_event"],
+                         s["raw_body_bytes"], s["ratio_to_raw_body"]))  # fmt: skip
+    if "plateau" in st:
+        p = st["plateau"]
+        name = f"plateau MB @{p['provider_events_per_day']}/day, {p['retention_days']:g}d kept"
+        rows.append((name, p["plateau_mb"], None, None))
     return rows
 
 

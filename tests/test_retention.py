@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.storage import plateau
 from bridge.cli import main
 from bridge.config import load_config
 from bridge.errors import ConfigError
@@ -85,3 +86,11 @@ async def test_a_running_service_prunes_by_itself(tmp_path: Path) -> None:
     text = bridge.metrics.render().decode()
     assert 'paybridge_pruned_rows_total{kind="events"} 1.0' in text
     assert 'paybridge_pruned_rows_total{kind="inbox"} 1.0' in text
+
+
+def test_the_store_size_stops_growing_after_the_retention_window(tmp_path: Path) -> None:
+    """Simulated days of steady traffic through the service (bench/storage.py), pruned at
+    each day's end: the file grows for the kept days, then freed pages are reused."""
+    sizes = plateau(tmp_path, per_day=240, days=7, retention_days=3)
+    assert sizes[3] > 3 * sizes[0]  # it grew while the window filled
+    assert max(sizes[4:]) <= sizes[3] * 1.02  # then it stopped
