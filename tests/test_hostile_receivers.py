@@ -197,6 +197,25 @@ async def test_101_switching_protocols_is_a_failed_attempt_and_the_sender_carrie
     assert after.status == 200
 
 
+async def test_trickled_endless_header_fails_the_attempt_at_its_deadline() -> None:
+    """Under every size limit, a byte at a time: only the attempt's deadline ends it."""
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, rcv: RawReceiver) -> None:
+        await read_request(r, rcv)
+        rcv.write(w, b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while True:
+            rcv.write(w, b"a")
+            await w.drain()
+            await asyncio.sleep(0.01)
+
+    async with raw_receiver(script) as rcv, _sender(timeout_s=0.5) as sender:
+        res = await sender.send(_sub(rcv.url), _event())
+    assert rcv.written > len(b"HTTP/1.1 200 OK\r\nX-Slow: ")  # it was still trickling
+    assert res.status is None
+    assert isinstance(res.error, TimeoutError)
+    assert describe_error(res.error) == "timeout"
+
+
 async def _never_answers(
     r: asyncio.StreamReader, w: asyncio.StreamWriter, rcv: RawReceiver
 ) -> None:

@@ -218,3 +218,21 @@ async def test_connections_per_endpoint_are_capped_by_the_delivery_settings() ->
         await t.close()
     assert [a.status for a in answers] == [200] * 6
     assert rcv.connections == 2  # the other four waited for a kept-alive connection
+
+
+async def test_idle_connection_is_closed_after_keepalive() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, rcv: RawReceiver) -> None:
+        await read_request(r, rcv)
+        rcv.write(w, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await w.drain()
+        await wait_client_close(r, rcv)  # this server would keep it open for ever
+
+    t = AiohttpTransport(timeout_s=5, allow_private=True, keepalive_s=0.05)
+    try:
+        async with raw_receiver(script) as rcv:
+            assert (await t.post(rcv.url, b"{}", {})).status == 200
+            async with asyncio.timeout(10):  # bounded: the client lets the idle one go
+                await rcv.client_closed.wait()
+    finally:
+        await t.close()
+    assert rcv.closed_by_client == 1
