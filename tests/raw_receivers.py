@@ -64,8 +64,12 @@ async def read_request(reader: asyncio.StreamReader, rcv: RawReceiver) -> bytes:
 
 
 async def wait_client_close(reader: asyncio.StreamReader, rcv: RawReceiver) -> None:
-    """Read until the client closes the connection, and record that it did."""
-    while await reader.read(65536):
+    """Read until the client closes the connection, and record that it did (a reset counts:
+    a socket closed with unread data in it sends RST instead of FIN)."""
+    try:
+        while await reader.read(65536):
+            pass
+    except ConnectionError:
         pass
     rcv.closed_by_client += 1
     rcv.client_closed.set()
