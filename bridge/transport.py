@@ -40,6 +40,7 @@ MAX_LINE_BYTES = 8190
 MAX_FIELD_BYTES = 8190
 MAX_HEADERS = 128
 _PASSED_KEPT = 10_000
+_ERROR_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +151,18 @@ class AiohttpTransport:
         except aiohttp.ClientError as exc:
             if isinstance(exc, OSError | TimeoutError):  # connect failures, deadline
                 raise
-            raise ResponseError(f"{type(exc).__name__}: {exc}") from exc
+            raise _response_error(exc) from exc
 
     async def close(self) -> None:
         """Close the session and its connections; idempotent."""
         await self._session.close()
+
+
+def _response_error(exc: aiohttp.ClientError) -> ResponseError:
+    """A short description of a broken response, without the URL (its query may carry an
+    endpoint's token) that aiohttp puts in ``str(ClientResponseError)``."""
+    detail = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    return ResponseError(f"{type(exc).__name__}: {detail}"[:_ERROR_CHARS])
 
 
 async def _read_capped(

@@ -127,7 +127,7 @@ async def test_endless_response_head_fails_the_attempt_with_memory_bounded_and_l
         ticking = asyncio.create_task(ticker.run())
         results, ticks_per_attempt = [], []
         try:
-            async with raw_receiver(script) as rcv:
+            async with raw_receiver(script, path="/hook?token=s3cr3t") as rcv:
                 for _ in range(ATTACK_ROUNDS):
                     before = ticker.ticks
                     results.append(await sender.send(_sub(rcv.url), _event()))
@@ -137,6 +137,7 @@ async def test_endless_response_head_fails_the_attempt_with_memory_bounded_and_l
     for res in results:
         assert res.status is None
         assert isinstance(res.error, ResponseError)  # refused by the head limits, not a timeout
+        assert "s3cr3t" not in describe_error(res.error)  # the URL's query stays out of it
         assert classify(res.status, res.error) is Outcome.RETRY
     assert rcv.written > ATTACK_ROUNDS * MAX_FIELD_BYTES  # the receiver did stream past the cap
     assert min(ticks_per_attempt) > 0  # the other coroutine ran during every attempt
