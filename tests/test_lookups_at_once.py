@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -29,6 +30,7 @@ from tests.adapters.scenarios.stripe_factories import (
 )
 from tests.adapters.stripe_scenarios import SCENARIOS, STREAM_IDS, STREAMS, Stream
 from tests.conftest import make_config, post_stripe
+from tests.receivers import Receiver
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 KEY = "rk_test_local_lookup_at_once"
@@ -80,11 +82,22 @@ class Clock:
 
 
 async def _bridge(
-    tmp_path: Path, server: TestServer, clock: Clock, window_s: float = 120.0
+    tmp_path: Path,
+    server: TestServer,
+    clock: Clock,
+    window_s: float = 120.0,
+    endpoint_url: str | None = None,
 ) -> Bridge:
     base = str(server.make_url("")).rstrip("/")
     yaml = "sources: {{stripe: {{correlation_window_s: {w}, api_key: {k}, api_base: '{b}'}}}}"
-    return Bridge(make_config(tmp_path, yaml, w=window_s, k=KEY, b=base), clock=clock)
+    if endpoint_url:
+        yaml += (
+            "\nendpoints:\n  - id: we_shop\n    url: {u}\n"
+            "    enabled_events: [payment.succeeded]\n"
+            "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+        )
+    config = make_config(tmp_path, yaml, w=window_s, k=KEY, b=base, u=endpoint_url)
+    return Bridge(config, clock=clock)
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -128,7 +141,9 @@ async def test_one_time_payment_intent_is_emitted_at_once_and_one_paying_an_invo
 ) -> None:
     stripe = FakeStripe({"pi_inv": "in_1"})
     clock = Clock()
-    bridge = await _bridge(tmp_path, await aiohttp_server(stripe.app()), clock)
+    shop = await Receiver().start()
+    server = await aiohttp_server(stripe.app())
+    bridge = await _bridge(tmp_path, server, clock, endpoint_url=shop.url())
     client = await aiohttp_client(bridge.web_app())
     got: list[str] = []
 
@@ -144,6 +159,10 @@ async def test_one_time_payment_intent_is_emitted_at_once_and_one_paying_an_invo
     assert await _facts(bridge) == ONE_TIME  # the bridge's clock never passed the window
     await _until(lambda: asyncio.sleep(0, bool(got)), "the bus handler never ran")
     assert got == ["pi_1"] and sorted(stripe.calls) == ["pi_1", "pi_inv"]
+    (posted,) = await shop.wait_count(1)  # the endpoint got it too, once
+    await shop.close()
+    summary = orjson.loads(posted.body)["data"]["object"]
+    assert (summary["payment_intent"], summary["kind"]) == ("pi_1", "one_time")
 
 
 async def test_failing_lookup_is_retried_with_backoff_inside_the_window(
