@@ -134,6 +134,11 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     bridge = request.app[BRIDGE_KEY]
+    try:
+        bridge.metrics.owed.observe(await bridge.store.delivery_stats(), now=bridge.clock())
+    except StoreError as exc:
+        bridge.metrics.owed.store_down()
+        log.warning("metrics: store unavailable: %s", exc)
     return web.Response(body=bridge.metrics.render(), content_type="text/plain", charset="utf-8")
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+if TYPE_CHECKING:
+    from bridge.store.base import EndpointDeliveryStats
+
+__all__ = ["DeliveryGauges", "Metrics"]
 
 _M = TypeVar("_M", Counter, Histogram)
 
@@ -65,6 +69,7 @@ class Metrics:
             "Deliveries leased by this instance, waiting for a slot",
             registry=self.registry,
         )
+        self.owed = DeliveryGauges(self.registry)
 
     def child(self, metric: _M, *labels: str) -> _M:
         """``metric.labels(*labels)``, kept for the next time: the hot paths count every
@@ -78,3 +83,67 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class DeliveryGauges:
+    """What the store says is owed to each subscriber, read at every scrape (the same figures
+    from every instance sharing the store): oldest pending delivery's age, pending and dead
+    deliveries, endpoint state, and whether the store answered at all."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["subscriber", "kind"]
+        self.oldest_pending = Gauge(
+            "paybridge_oldest_pending_delivery_age_seconds",
+            "Age of the oldest delivery still owed to a subscriber (0: none pending)",
+            labels,
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "paybridge_pending_deliveries",
+            "Deliveries owed to a subscriber, due now or retrying later",
+            labels,
+            registry=registry,
+        )
+        self.dead = Gauge(
+            "paybridge_dead_deliveries",
+            "Deliveries that ran out of retries (kept; `paybridge recover` resends them)",
+            labels,
+            registry=registry,
+        )
+        self.enabled = Gauge(
+            "paybridge_endpoint_enabled",
+            "1 while an endpoint is enabled, 0 once disabled (410, failing too long, operator)",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.failing = Gauge(
+            "paybridge_endpoint_failing",
+            "1 while an endpoint's last attempts failed (a failure streak is running)",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.store_up = Gauge(
+            "paybridge_store_up",
+            "1 when the store answered this scrape's queries, else 0",
+            registry=registry,
+        )
+
+    def observe(self, stats: Sequence[EndpointDeliveryStats], *, now: float) -> None:
+        """Replace every subscriber's figures with ``stats`` (gone subscribers disappear)."""
+        for gauge in (self.oldest_pending, self.pending, self.dead, self.enabled, self.failing):
+            gauge.clear()
+        for s in stats:
+            oldest = s.oldest_pending_created_at
+            self.oldest_pending.labels(s.subscriber_id, s.kind).set(
+                max(0.0, now - oldest) if oldest is not None else 0.0
+            )
+            self.pending.labels(s.subscriber_id, s.kind).set(s.pending)
+            self.dead.labels(s.subscriber_id, s.kind).set(s.dead)
+            if s.kind == "endpoint":
+                self.enabled.labels(s.subscriber_id).set(1 if s.status == "enabled" else 0)
+                self.failing.labels(s.subscriber_id).set(1 if s.failing else 0)
+        self.store_up.set(1)
+
+    def store_down(self) -> None:
+        """The store did not answer: the last figures stay, marked stale by ``store_up``."""
+        self.store_up.set(0)
