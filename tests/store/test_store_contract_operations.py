@@ -3,10 +3,21 @@ for an endpoint, totals per subscriber, and named jobs with a lease. SQLite and 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bridge.store.base import Delivery, DeliveryOutcome, Store
-from tests.store.store_factories import LEASE_S, NOW, endpoint, event, handler, ingest, normalized
+from tests.store.store_factories import (
+    LEASE_S,
+    NOW,
+    OpenStore,
+    endpoint,
+    event,
+    handler,
+    ingest,
+    normalized,
+)
 
 LATER = NOW + LEASE_S + 1
 OK = DeliveryOutcome(delivered=True, status_code=200, response_body="ok", duration_ms=3.0)
@@ -201,3 +212,14 @@ async def test_job_lease_one_holder_at_a_time_and_checkpoint(store: Store) -> No
     assert back is not None and back.checkpoint == "c1"
     other = await store.acquire_job("prune", owner="b", now=NOW + 66, lease_s=60)
     assert other is not None and other.checkpoint is None
+
+
+@pytest.mark.postgres
+async def test_job_lease_two_instances_at_once_one_wins(open_pg_store: OpenStore) -> None:
+    """Several PostgreSQL instances asking for the job in the same instant: exactly one
+    holds it (the rest see the lease the winner just took)."""
+    stores = [await open_pg_store() for _ in range(4)]
+    leases = await asyncio.gather(
+        *(s.acquire_job("race", owner=f"i{n}", now=NOW, lease_s=60) for n, s in enumerate(stores))
+    )
+    assert len([lease for lease in leases if lease is not None]) == 1
