@@ -4,7 +4,8 @@
 Environment: ``BENCH_FULL=1`` for the long runs (1,000,000 prefilled events, more requests);
 ``BENCH_RUNS`` (default 3); ``BENCH_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/postgres``; ``none`` skips PostgreSQL);
-``BENCH_ONLY`` (comma-separated subset of ingest,fanout,e2e,lookup,scale,postgres,storage);
+``BENCH_ONLY`` (comma-separated subset of ingest,fanout,e2e,lookup,scale,console,postgres,
+storage; console times the console's events page on the prefilled store of scale);
 ``BENCH_OUT`` (where to write the JSON; default ``bench/results.json``).
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from bench import workloads as w
+from bench.console import console_pages
 from bench.harness import Ctx
 from bench.lookups import lookup_latency
 from bench.procs import pinning_note
@@ -29,7 +31,7 @@ from bench.storage import storage
 
 __all__ = ["main", "make_ctx", "run_all"]
 
-_ALL = ("ingest", "fanout", "e2e", "lookup", "scale", "postgres", "storage")
+_ALL = ("ingest", "fanout", "e2e", "lookup", "scale", "console", "postgres", "storage")
 _DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -87,9 +89,14 @@ def run_all(ctx: Ctx, only: tuple[str, ...] = _ALL) -> dict[str, Any]:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     prefilled = None
-    if "scale" in only:  # measured by the ingest workload, interleaved with the empty store
+    if "scale" in only or "console" in only:
         _log(f"store scale: prefill {ctx.scale_n:,} events")
         prefilled = w.prefill(ctx)
+    if "console" in only and prefilled is not None:
+        _log("console pages on the prefilled store")
+        results["console"] = console_pages(ctx, prefilled[0])
+    if "scale" not in only:
+        prefilled = None  # the console alone: no ingest rounds on the prefilled store
     if "ingest" in only or prefilled is not None:
         _log("ingest_sqlite" + (" (with the prefilled store)" if prefilled else ""))
         results["ingest_sqlite"] = w.ingest(

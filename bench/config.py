@@ -9,9 +9,10 @@ import yaml
 
 from bench.payload import BENCH_SECRET
 
-__all__ = ["RECEIVER_SECRET", "write_config"]
+__all__ = ["BENCH_ADMIN_KEY", "RECEIVER_SECRET", "write_config"]
 
 RECEIVER_SECRET = "whsec_YmVuY2gtcmVjZWl2ZXItc2VjcmV0LTAxMjM0NTY3ODk="
+BENCH_ADMIN_KEY = "bench-admin-key-0123456789"  # the console workload signs in with it
 
 
 def _sqlite_synchronous() -> dict[str, str]:
@@ -44,6 +45,7 @@ def write_config(
     data = {
         "server": {"host": "127.0.0.1", "port": port},
         "store": {"url": store_url, **_sqlite_synchronous()},
+        "admin": {"api_keys": [BENCH_ADMIN_KEY]},
         "sources": {"stripe": {"signing_secrets": [BENCH_SECRET], **(stripe or {})}},
         "endpoints": endpoints,
         "delivery": {"allow_private_networks": True, "timeout_s": 15},

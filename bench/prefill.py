@@ -17,6 +17,7 @@ from pathlib import Path
 import bridge  # noqa: F401  (load order: bridge before adapters)
 from adapters.stripe import StripeAdapter
 from bench.payload import BENCH_SECRET, EventFactory
+from bridge.events import event_refs
 from bridge.store.sqlite.schema import migrate
 
 __all__ = ["prefill_sqlite"]
@@ -31,7 +32,7 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
     provider = adapter.parse(body)
     events = adapter.normalize(provider).events
     marker = provider.id[len("evt_") :]  # the unique part shared by every id in the template
-    templates = [(e, e.to_json()) for e in events]
+    templates = [(e, e.to_json(), event_refs(e)) for e in events]
     now = time.time()
     for i in range(n):
         event_id, payload, _ = factory.make(i)
@@ -47,7 +48,7 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
             payload,
         )
         rows: list[tuple[object, ...]] = []
-        for k, (ev, blob) in enumerate(templates):
+        for k, (ev, blob, refs) in enumerate(templates):
             new_id = f"evt_prefill_{i:09d}_{k}"
             rows.append(
                 (
@@ -61,6 +62,7 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
                     blob.replace(marker.encode(), suffix.encode()).replace(
                         ev.id.encode(), new_id.encode()
                     ),
+                    *(r.replace(marker, suffix) if r else None for r in refs),
                 )
             )
         yield inbox, rows
@@ -97,7 +99,8 @@ def _flush(
     )
     conn.executemany(
         "INSERT INTO events (id, dedupe_key, type, source, source_event_id, created,"
-        " stored_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " stored_at, body, customer, subscription, invoice)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         events,
     )
     conn.execute("COMMIT")

@@ -64,6 +64,7 @@ _TARGETS: list[tuple[str, tuple[str, ...], str, float]] = [
     ("ingest(N) / ingest(empty)", ("store_scale", "rate_ratio"), ">=", 0.8),
     ("stored bytes / raw body (SQLite)", ("storage", "sqlite", "ratio_to_raw_body"), "<=", 2),
     ("stored bytes / raw body (PostgreSQL)", ("storage", "postgres", "ratio_to_raw_body"), "<=", 2),
+    ("console events page p99 ms, N stored", ("console", "events_first_page", "p99_ms"), "<=", 200),
 ]
 
 
@@ -139,6 +140,12 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
         p = st["plateau"]
         name = f"plateau MB @{p['provider_events_per_day']}/day, {p['retention_days']:g}d kept"
         rows.append((name, p["plateau_mb"], None, None))
+    console = r.get("console")
+    if console:
+        for name, page in console.items():
+            if isinstance(page, dict):
+                rows.append((f"console {name} p50/p99 ms", f"{_fmt(page['p50_ms'])}/"
+                             f"{_fmt(page['p99_ms'])}", None, None))  # fmt: skip
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The aiohttp application: provider ingress, health, metrics, openevent, admin API.
+"""The aiohttp application: provider ingress, health, metrics, openevent, admin API, console.
 
 Route handlers are thin shims over the running bridge (:mod:`bridge.served`); one middleware maps
 :mod:`bridge.errors` to HTTP statuses and JSON error bodies ``{"error": {"type", "message"}}``.
@@ -151,6 +151,7 @@ async def _openevent(request: web.Request) -> web.Response:
 def create_app(bridge: ServedBridge) -> web.Application:
     """Build the application for ``bridge``; its cleanup context starts and stops it."""
     from bridge.api import add_admin_routes
+    from bridge.console import add_console_routes
 
     # Ingress enforces server.max_body_bytes itself (413 with a JSON body); the admin API
     # bodies are small, aiohttp's own limit covers them.
@@ -164,6 +165,7 @@ def create_app(bridge: ServedBridge) -> web.Application:
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/.well-known/service/openevent.json", _openevent)
     add_admin_routes(app, bridge)
+    add_console_routes(app, bridge)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await bridge.start()

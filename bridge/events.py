@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["OBJECT_MARK", "Event", "Source", "event_id_for"]
+__all__ = ["OBJECT_MARK", "Event", "EventRefs", "Source", "event_id_for", "event_refs"]
 
 Source = Literal["stripe", "payment_kit"]
 
@@ -142,3 +142,52 @@ class Event(BaseModel):
 
 
 _FIELDS = tuple(Event.model_fields)
+
+
+class EventRefs(NamedTuple):
+    """The ids an operator looks an event up by (the store indexes them)."""
+
+    customer: str | None
+    subscription: str | None
+    invoice: str | None
+
+
+_REF_MAX = 255
+
+
+def _ref(value: Any) -> str | None:
+    """An id given as a string or as an expanded object (``{"id": …}``)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value[:_REF_MAX] if isinstance(value, str) and value else None
+
+
+def _first_ref(obj: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        found = _ref(obj.get(key))
+        if found is not None:
+            return found
+    return None
+
+
+def event_refs(event: Event) -> EventRefs:
+    """The customer, subscription and invoice an event is about, read from its ``object_type``
+    / ``object_id`` and its object's own fields (Stripe's ``customer``, Payment Kit's
+    ``customer_id``, an invoice's ``parent.subscription_details.subscription``, a payment
+    summary's ``invoice``)."""
+    obj = event.data.get("object")
+    if not isinstance(obj, dict):
+        obj = {}
+    own = _ref(event.object_id)
+    customer = own if event.object_type == "customer" else None
+    customer = customer or _first_ref(obj, "customer", "customer_id")
+    subscription = own if event.object_type == "subscription" else None
+    if subscription is None:
+        parent = obj.get("parent")
+        details = parent.get("subscription_details") if isinstance(parent, dict) else None
+        subscription = _first_ref(obj, "subscription", "subscription_id") or (
+            _ref(details.get("subscription")) if isinstance(details, dict) else None
+        )
+    invoice = own if event.object_type == "invoice" else None
+    invoice = invoice or _first_ref(obj, "invoice", "invoice_id")
+    return EventRefs(customer, subscription, invoice)

@@ -96,3 +96,21 @@ def test_bench_lookup_workload_emits_every_basil_one_time_payment(tmp_path: Path
     assert result["p50_ms"] is not None and result["p99_ms"] is not None
     table = render_table({"lookup": result})
     assert "ack→payment.succeeded" in table
+
+
+def test_bench_console_pages_minimal_run(tmp_path: Path) -> None:
+    from bench.console import console_pages
+
+    ctx = Ctx(tmp=tmp_path, runs=1, scale_n=60)
+    db = tmp_path / "p.db"
+    prefill_sqlite(db, ctx.scale_n)
+    conn = sqlite3.connect(db)
+    try:  # the prefill fills the console's look-up columns like ingest does
+        assert conn.execute("SELECT COUNT(DISTINCT customer) FROM events").fetchone() == (60,)
+    finally:
+        conn.close()
+    out = console_pages(ctx, db, n=3)
+    pages = {k: v for k, v in out.items() if isinstance(v, dict)}
+    assert set(pages) >= {"events_first_page", "events_deep_page", "events_by_customer"}
+    assert all(p["requests"] == 3 and p["p99_ms"] is not None for p in pages.values())
+    assert "console events_first_page p50/p99 ms" in render_table({"console": out})

@@ -29,11 +29,15 @@ from bridge.recovery import RecoveryResult
 from bridge.store.retention import Cutoffs, PruneCounts, PruneCursor
 
 __all__ = [
+    "ActivityBucket",
     "AttemptRecord",
     "Delivery",
     "DeliveryOutcome",
     "DeliveryRecord",
     "EndpointDeliveryStats",
+    "EventQuery",
+    "EventSlice",
+    "EventSummary",
     "Hold",
     "InboxRecord",
     "IngestResult",
@@ -41,6 +45,7 @@ __all__ = [
     "KeysetPage",
     "Page",
     "Store",
+    "StoreOverview",
     "Subscriber",
 ]
 
@@ -217,6 +222,63 @@ class JobLease:
     owner: str
     lease_until: float
     checkpoint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters of :meth:`Store.browse_events`; ``None`` matches anything. Times are the
+    events' ``created`` (unix s), ``created_from`` inclusive, ``created_to`` exclusive."""
+
+    type: str | None = None
+    source: str | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    customer: str | None = None
+    subscription: str | None = None
+    invoice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """One row of an event list: what identifies and finds an event, not its body."""
+
+    seq: int
+    id: str
+    type: str
+    source: str
+    source_event_id: str
+    created: int
+    stored_at: float
+    customer: str | None
+    subscription: str | None
+    invoice: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSlice:
+    """One keyset page of events, newest first; ``next_before`` continues it (None: the end)."""
+
+    items: list[EventSummary]
+    next_before: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOverview:
+    """The console's headline counts."""
+
+    events_since: int  # events created since the ``since`` given
+    pending: int
+    dead: int
+    oldest_pending_at: float | None  # created_at of the oldest pending delivery
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityBucket:
+    """Events created and attempts failed in ``[start, start + bucket_s)``."""
+
+    start: float
+    events: int
+    failed_attempts: int
 
 
 class Store(abc.ABC):
@@ -482,3 +544,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def release_job(self, name: str, *, owner: str) -> None:
         """Give the lease back (the checkpoint stays)."""
+
+    # -- console reads ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def browse_events(
+        self, query: EventQuery, *, before: int | None = None, limit: int = 50
+    ) -> EventSlice:
+        """Events matching ``query``, newest first, with ``seq < before`` (keyset paging: the
+        cost of a page does not grow with the store)."""
+
+    @abc.abstractmethod
+    async def get_inbox(self, provider: str, provider_event_id: str) -> InboxRecord | None:
+        """The provider request stored for ``(provider, provider_event_id)``."""
+
+    @abc.abstractmethod
+    async def overview(self, *, since: float) -> StoreOverview:
+        """Counts for the console's overview; ``events_since`` counts events created since
+        ``since``."""
+
+    @abc.abstractmethod
+    async def activity(
+        self, *, since: float, bucket_s: float, buckets: int
+    ) -> list[ActivityBucket]:
+        """``buckets`` consecutive buckets from ``since``: events created and attempts failed
+        (by start time) in each."""
+
+    @abc.abstractmethod
+    async def last_success_at(self, subscriber_id: str) -> float | None:
+        """When an attempt to ``subscriber_id`` last succeeded (finished), or None."""

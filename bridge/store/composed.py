@@ -11,18 +11,22 @@ from bridge.holds import Answer, Hold
 from bridge.normalized import Normalized
 from bridge.recovery import RecoveryResult
 from bridge.store.base import (
+    ActivityBucket,
     AttemptRecord,
     Delivery,
     DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EndpointDeliveryStats,
+    EventQuery,
+    EventSlice,
     InboxRecord,
     IngestResult,
     JobLease,
     KeysetPage,
     Page,
     Store,
+    StoreOverview,
     Subscriber,
     SubscriberKind,
 )
@@ -264,3 +268,23 @@ class ComposedStore(Store):
         self, cutoffs: Cutoffs, cursor: PruneCursor, *, limit: int, dry_run: bool = False
     ) -> tuple[PruneCounts, PruneCursor | None]:
         return await self._retention.prune(cutoffs, cursor, limit, dry_run)
+
+    # -- the console --------------------------------------------------------------------------
+    async def browse_events(
+        self, query: EventQuery, *, before: int | None = None, limit: int = 50
+    ) -> EventSlice:
+        return await self._reads.browse_events(query, before, limit)
+
+    async def get_inbox(self, provider: str, provider_event_id: str) -> InboxRecord | None:
+        return await self._reads.get_inbox(provider, provider_event_id)
+
+    async def overview(self, *, since: float) -> StoreOverview:
+        return await self._reads.overview(since)
+
+    async def activity(
+        self, *, since: float, bucket_s: float, buckets: int
+    ) -> list[ActivityBucket]:
+        return await self._reads.activity(since, bucket_s, buckets)
+
+    async def last_success_at(self, subscriber_id: str) -> float | None:
+        return await self._reads.last_success_at(subscriber_id)

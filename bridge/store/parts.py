@@ -18,17 +18,21 @@ from bridge.holds import Answer, Hold
 from bridge.normalized import Normalized
 from bridge.recovery import RecoveryResult
 from bridge.store.base import (
+    ActivityBucket,
     AttemptRecord,
     Delivery,
     DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EndpointDeliveryStats,
+    EventQuery,
+    EventSlice,
     InboxRecord,
     IngestResult,
     JobLease,
     KeysetPage,
     Page,
+    StoreOverview,
     Subscriber,
     SubscriberKind,
 )
@@ -155,7 +159,7 @@ class RetentionPart(Protocol):
 
 
 class ReadPart(Protocol):
-    """The read side: events, attempts, counts."""
+    """The read side: events, attempts, counts, the console's pages."""
 
     def list_events(
         self, type: str | None, offset: int, limit: int | None
@@ -168,6 +172,20 @@ class ReadPart(Protocol):
     ) -> Awaitable[Page[AttemptRecord]]: ...
 
     def counts(self) -> Awaitable[dict[str, int]]: ...
+
+    def browse_events(
+        self, query: EventQuery, before: int | None, limit: int
+    ) -> Awaitable[EventSlice]: ...
+
+    def get_inbox(self, provider: str, provider_event_id: str) -> Awaitable[InboxRecord | None]: ...
+
+    def overview(self, since: float) -> Awaitable[StoreOverview]: ...
+
+    def activity(
+        self, since: float, bucket_s: float, buckets: int
+    ) -> Awaitable[list[ActivityBucket]]: ...
+
+    def last_success_at(self, subscriber_id: str) -> Awaitable[float | None]: ...
 
 
 class RecoveryPart(Protocol):

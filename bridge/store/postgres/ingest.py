@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from bridge.errors import StoreError
-from bridge.events import Event
+from bridge.events import Event, event_refs
 from bridge.holds import payment_intents, plan_ingest
 from bridge.normalized import Normalized
 from bridge.store.base import Delivery, InboxRecord, IngestResult
@@ -34,9 +34,12 @@ _INSERT_EVENTS = (
     " (SELECT DISTINCT hashtextextended('ev:' || x, 0) AS k FROM unnest($1::text[]) AS x"
     " ORDER BY k) AS keys)"
     " INSERT INTO events (id, dedupe_key, type, source, source_event_id, created, stored_at,"
-    " body, object_of) SELECT i, k, t, s, se, c, $7, b, ob FROM unnest($1::text[], $2::text[],"
-    " $3::text[], $4::text[], $5::text[], $6::bigint[], $8::bytea[], $9::text[])"
-    " WITH ORDINALITY AS u(i, k, t, s, se, c, b, ob, o) WHERE (SELECT n FROM locked) >= 0"
+    " body, object_of, customer, subscription, invoice)"
+    " SELECT i, k, t, s, se, c, $7, b, ob, cu, su, iv FROM unnest($1::text[], $2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::bigint[], $8::bytea[], $9::text[], $10::text[],"
+    " $11::text[], $12::text[])"
+    " WITH ORDINALITY AS u(i, k, t, s, se, c, b, ob, cu, su, iv, o)"
+    " WHERE (SELECT n FROM locked) >= 0"
     " ORDER BY o ON CONFLICT DO NOTHING RETURNING id"
 )
 _INSERT_DELIVERIES = (
@@ -73,14 +76,15 @@ _INGEST_MANY = (
     " AND ins.provider_event_id = r.peid GROUP BY r.provider, r.peid),"
     " e AS (SELECT (y.v->>0)::bigint AS req, y.v->>1 AS id, y.v->>2 AS k, y.v->>3 AS t,"
     " y.v->>4 AS s, y.v->>5 AS se, (y.v->>6)::bigint AS c, (y.v->>7)::float8 AS at, b.b,"
-    " y.v->>8 AS ob, y.o AS eo"
+    " y.v->>8 AS ob, y.v->>9 AS cu, y.v->>10 AS su, y.v->>11 AS iv, y.o AS eo"
     " FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS y(v, o)"
     " JOIN unnest($4::bytea[]) WITH ORDINALITY AS b(b, o) ON b.o = y.o"
     " WHERE (y.v->>0)::bigint IN (SELECT o FROM won)),"
     " locked AS (SELECT count(pg_advisory_xact_lock(x)) AS n FROM"
     " (SELECT DISTINCT hashtextextended('ev:' || id, 0) AS x FROM e ORDER BY x) AS keys),"
     " ev AS (INSERT INTO events (id, dedupe_key, type, source, source_event_id, created,"
-    " stored_at, body, object_of) SELECT id, k, t, s, se, c, at, b, ob FROM e"
+    " stored_at, body, object_of, customer, subscription, invoice)"
+    " SELECT id, k, t, s, se, c, at, b, ob, cu, su, iv FROM e"
     " WHERE (SELECT n FROM locked) >= 0 ORDER BY req, eo ON CONFLICT DO NOTHING RETURNING id)"
     " SELECT ARRAY(SELECT o FROM won) AS won, ARRAY(SELECT id FROM ev) AS new"
 )
@@ -109,9 +113,10 @@ def _inbox_params(record: InboxRecord, n: Normalized) -> list[Any]:
 
 
 def _event_params(events: Sequence[Event], now: float, record: InboxRecord | None) -> list[Any]:
-    """Parameters $1 to $9 of :data:`_INSERT_EVENTS` (bodies as :func:`stored_body` keeps
+    """Parameters $1 to $12 of :data:`_INSERT_EVENTS` (bodies as :func:`stored_body` keeps
     them)."""
     stored = [stored_body(e, record) for e in events]  # see bridge.store.bodies
+    refs = [event_refs(e) for e in events]
     return [
         [e.id for e in events],
         [e.dedupe_key for e in events],
@@ -122,6 +127,9 @@ def _event_params(events: Sequence[Event], now: float, record: InboxRecord | Non
         now,
         [body for body, _ in stored],
         [of for _, of in stored],
+        [r.customer for r in refs],
+        [r.subscription for r in refs],
+        [r.invoice for r in refs],
     ]
 
 
@@ -185,8 +193,9 @@ class PgIngest:
             for e in n.events:
                 body, of = stored_body(e, record)  # see bridge.store.bodies
                 events.append(
-                    [o, e.id, e.dedupe_key, e.type, e.source, e.source_event_id, e.created, now, of]
-                )
+                    [o, e.id, e.dedupe_key, e.type, e.source, e.source_event_id, e.created, now, of,
+                     *event_refs(e)]
+                )  # fmt: skip
                 bodies.append(body)
         async with self._db.conn() as conn:
             row = await conn.fetchrow(

@@ -1,11 +1,20 @@
 """PostgreSQL store, the read side: events (bodies rebuilt around their inbox row's object),
-attempts and counts."""
+attempts, counts, and the console's keyset pages and overview (:mod:`bridge.store.browse`)."""
 
 from __future__ import annotations
 
 from bridge.events import Event
-from bridge.store.base import AttemptRecord, Page
+from bridge.store.base import (
+    ActivityBucket,
+    AttemptRecord,
+    EventQuery,
+    EventSlice,
+    InboxRecord,
+    Page,
+    StoreOverview,
+)
 from bridge.store.bodies import event_from_stored
+from bridge.store.browse import activity_buckets, event_page_sql, event_slice
 from bridge.store.postgres.pool import PgPool
 from bridge.store.rows import ATTEMPT_COLUMNS, attempt_from_row
 
@@ -29,6 +38,22 @@ SELECT
     (SELECT COUNT(*) FROM deferred) AS held,
     (SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch') AS pending_fetch
 """
+
+_OVERVIEW = """
+SELECT
+    (SELECT COUNT(*) FROM events WHERE created >= $1) AS events,
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending,
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'dead') AS dead,
+    (SELECT MIN(created_at) FROM deliveries WHERE status = 'pending') AS oldest
+"""
+_ACTIVITY_EVENTS = (
+    "SELECT ((created - $1) / $2)::int AS b, COUNT(*) FROM events"
+    " WHERE created >= $1 AND created < $3 GROUP BY b"
+)
+_ACTIVITY_FAILED = (
+    "SELECT floor((started_at - $1) / $2)::int AS b, COUNT(*) FROM attempts"
+    " WHERE outcome = 'failed' AND started_at >= $1 AND started_at < $3 GROUP BY b"
+)
 
 
 class PgReads:
@@ -86,3 +111,46 @@ class PgReads:
         async with self._db.conn() as conn:
             row = await conn.fetchrow(_COUNTS)
         return {k: int(v) for k, v in row.items()}
+
+    # -- the console (bridge.store.browse) -------------------------------------------------------
+    async def browse_events(self, query: EventQuery, before: int | None, limit: int) -> EventSlice:
+        sql, args = event_page_sql(query, before, limit, lambda n: f"${n}")
+        async with self._db.conn() as conn:
+            rows = await conn.fetch(sql, *args)
+        return event_slice(rows, limit)
+
+    async def get_inbox(self, provider: str, provider_event_id: str) -> InboxRecord | None:
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT provider, provider_event_id, type, received_at, payload FROM inbox"
+                " WHERE provider = $1 AND provider_event_id = $2",
+                provider,
+                provider_event_id,
+            )
+        return InboxRecord(row[0], row[1], row[2], row[3], bytes(row[4])) if row else None
+
+    async def overview(self, since: float) -> StoreOverview:
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow(_OVERVIEW, int(since))
+        return StoreOverview(int(row[0]), int(row[1]), int(row[2]), row[3])
+
+    async def activity(self, since: float, bucket_s: float, buckets: int) -> list[ActivityBucket]:
+        # Whole seconds: events' ``created`` is an integer column.
+        start, step = int(since), int(bucket_s)
+        until = start + step * buckets
+        async with self._db.conn() as conn:
+            events = await conn.fetch(_ACTIVITY_EVENTS, start, step, until)
+            failed = await conn.fetch(_ACTIVITY_FAILED, float(start), float(step), float(until))
+        return activity_buckets(
+            start, step, buckets, [(r[0], r[1]) for r in events], [(r[0], r[1]) for r in failed]
+        )
+
+    async def last_success_at(self, subscriber_id: str) -> float | None:
+        async with self._db.conn() as conn:
+            value = await conn.fetchval(
+                # Newest first on attempts_by_subscriber: stops at the latest success.
+                "SELECT finished_at FROM attempts WHERE subscriber_id = $1"
+                " AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1",
+                subscriber_id,
+            )
+        return None if value is None else float(value)

@@ -197,6 +197,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX events_by_object ON events (object_of) WHERE object_of IS NOT NULL;
         """,
     ),
+    (
+        7,
+        """
+        -- The console's look-ups (bridge.store.browse): events by customer, subscription,
+        -- invoice and time, newest first; failed attempts by time.
+        ALTER TABLE events ADD COLUMN customer TEXT,
+            ADD COLUMN subscription TEXT, ADD COLUMN invoice TEXT;
+        CREATE INDEX events_by_customer ON events (customer, seq) WHERE customer IS NOT NULL;
+        CREATE INDEX events_by_subscription ON events (subscription, seq)
+            WHERE subscription IS NOT NULL;
+        CREATE INDEX events_by_invoice ON events (invoice, seq) WHERE invoice IS NOT NULL;
+        CREATE INDEX events_by_created ON events (created, seq);
+        CREATE INDEX attempts_failed ON attempts (started_at) WHERE outcome = 'failed';
+        """,
+    ),
 ]
 
 

@@ -9,7 +9,7 @@ import functools
 import sqlite3
 from collections.abc import Sequence
 
-from bridge.events import Event
+from bridge.events import Event, event_refs
 from bridge.holds import plan_ingest
 from bridge.normalized import Normalized
 from bridge.store.base import Delivery, InboxRecord, IngestResult
@@ -31,8 +31,8 @@ def _insert_events_sql(n: int) -> str:
     every request)."""
     return (
         "INSERT OR IGNORE INTO events (id, dedupe_key, type, source, source_event_id,"
-        " created, stored_at, body, object_of) VALUES "
-        + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
+        " created, stored_at, body, object_of, customer, subscription, invoice) VALUES "
+        + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
         + " RETURNING id"
     )
 
@@ -77,6 +77,7 @@ class SqliteIngest:
                     ev.created,
                     w.now,
                     *stored_body(ev, record),
+                    *event_refs(ev),
                 )
             ],
         ).fetchall()

@@ -1,5 +1,5 @@
 """SQLite store, the read side: events (bodies rebuilt around their inbox row's object),
-attempts and counts."""
+attempts, counts, and the console's keyset pages and overview (:mod:`bridge.store.browse`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ import asyncio
 import sqlite3
 
 from bridge.events import Event
-from bridge.store.base import AttemptRecord, Page
+from bridge.store.base import (
+    ActivityBucket,
+    AttemptRecord,
+    EventQuery,
+    EventSlice,
+    InboxRecord,
+    Page,
+    StoreOverview,
+)
 from bridge.store.bodies import event_from_stored
+from bridge.store.browse import activity_buckets, event_page_sql, event_slice
 from bridge.store.rows import ATTEMPT_COLUMNS, attempt_from_row
 from bridge.store.sqlite.worker import SqliteWorker
 
@@ -85,5 +94,75 @@ class SqliteReads:
                 "pending_fetch": "SELECT COUNT(*) FROM inbox WHERE status = 'pending_fetch'",
             }
             return {k: int(conn.execute(sql).fetchone()[0]) for k, sql in q.items()}
+
+        return self._worker.call(tx, durable=False)
+
+    # -- the console (bridge.store.browse) -------------------------------------------------------
+    def browse_events(
+        self, query: EventQuery, before: int | None, limit: int
+    ) -> asyncio.Future[EventSlice]:
+        sql, args = event_page_sql(query, before, limit, lambda _n: "?")
+
+        def tx(conn: _Conn) -> EventSlice:
+            return event_slice(conn.execute(sql, args).fetchall(), limit)
+
+        return self._worker.call(tx, durable=False)
+
+    def get_inbox(
+        self, provider: str, provider_event_id: str
+    ) -> asyncio.Future[InboxRecord | None]:
+        def tx(conn: _Conn) -> InboxRecord | None:
+            row = conn.execute(
+                "SELECT provider, provider_event_id, type, received_at, payload FROM inbox"
+                " WHERE provider = ? AND provider_event_id = ?",
+                (provider, provider_event_id),
+            ).fetchone()
+            return InboxRecord(row[0], row[1], row[2], row[3], bytes(row[4])) if row else None
+
+        return self._worker.call(tx, durable=False)
+
+    def overview(self, since: float) -> asyncio.Future[StoreOverview]:
+        def tx(conn: _Conn) -> StoreOverview:
+            (events,) = conn.execute(
+                "SELECT COUNT(*) FROM events WHERE created >= ?", (since,)
+            ).fetchone()
+            pending, dead, oldest = conn.execute(
+                "SELECT SUM(status = 'pending'), SUM(status = 'dead'),"
+                " MIN(CASE WHEN status = 'pending' THEN created_at END) FROM deliveries"
+                " WHERE status IN ('pending', 'dead')"
+            ).fetchone()
+            return StoreOverview(int(events), int(pending or 0), int(dead or 0), oldest)
+
+        return self._worker.call(tx, durable=False)
+
+    def activity(
+        self, since: float, bucket_s: float, buckets: int
+    ) -> asyncio.Future[list[ActivityBucket]]:
+        until = since + bucket_s * buckets
+
+        def tx(conn: _Conn) -> list[ActivityBucket]:
+            events = conn.execute(
+                "SELECT CAST((created - ?) / ? AS INTEGER) AS b, COUNT(*) FROM events"
+                " WHERE created >= ? AND created < ? GROUP BY b",
+                (since, bucket_s, since, until),
+            ).fetchall()
+            failed = conn.execute(
+                "SELECT CAST((started_at - ?) / ? AS INTEGER) AS b, COUNT(*) FROM attempts"
+                " WHERE outcome = 'failed' AND started_at >= ? AND started_at < ? GROUP BY b",
+                (since, bucket_s, since, until),
+            ).fetchall()
+            return activity_buckets(since, bucket_s, buckets, events, failed)
+
+        return self._worker.call(tx, durable=False)
+
+    def last_success_at(self, subscriber_id: str) -> asyncio.Future[float | None]:
+        def tx(conn: _Conn) -> float | None:
+            row = conn.execute(
+                # Newest first on (subscriber_id, id): stops at the latest success.
+                "SELECT finished_at FROM attempts WHERE subscriber_id = ?"
+                " AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1",
+                (subscriber_id,),
+            ).fetchone()
+            return row[0] if row else None
 
         return self._worker.call(tx, durable=False)
