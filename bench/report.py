@@ -89,6 +89,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _console_rows(console: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
+    """The console pages' p50/p99 (``bench.console``)."""
+    return [
+        (f"console {name} p50/p99 ms", f"{_fmt(page['p50_ms'])}/{_fmt(page['p99_ms'])}", None, None)
+        for name, page in console.items()
+        if isinstance(page, dict)
+    ]
+
+
 def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
     """(figure, paybridge, baseline, ratio) rows."""
     rows: list[tuple[str, Any, Any, Any]] = []
@@ -140,12 +149,7 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
         p = st["plateau"]
         name = f"plateau MB @{p['provider_events_per_day']}/day, {p['retention_days']:g}d kept"
         rows.append((name, p["plateau_mb"], None, None))
-    console = r.get("console")
-    if console:
-        for name, page in console.items():
-            if isinstance(page, dict):
-                rows.append((f"console {name} p50/p99 ms", f"{_fmt(page['p50_ms'])}/"
-                             f"{_fmt(page['p99_ms'])}", None, None))  # fmt: skip
+    rows += _console_rows(r.get("console") or {})
     return rows
 
 
