@@ -106,7 +106,7 @@ class DeliveryGauges:
         )
         self.dead = Gauge(
             "paybridge_dead_deliveries",
-            "Deliveries that ran out of retries (kept; `paybridge recover` resends them)",
+            "Deliveries out of retries and not resolved since (`paybridge recover` resends them)",
             labels,
             registry=registry,
         )

@@ -51,6 +51,8 @@ async def test_api_recover_counts_then_resends_dead_deliveries(
         assert resp.status == 200, counted
         assert counted["object"] == "recovery" and counted["dry_run"] is True
         assert (counted["dead"], counted["failing"], counted["count"]) == (2, 0, 2)
+        (stats,) = [s for s in await bridge.store.delivery_stats() if s.subscriber_id == ep]
+        assert stats.dead == 2
         assert counted["endpoint_id"] == ep and counted["endpoint_status"] == "enabled"
         before = len(rcv.requests)
 
@@ -65,6 +67,8 @@ async def test_api_recover_counts_then_resends_dead_deliveries(
             return len(page.items) == 2
 
         await wait_until(delivered, "both resent deliveries delivered")
+        (stats,) = [s for s in await bridge.store.delivery_stats() if s.subscriber_id == ep]
+        assert stats.dead == 0  # resolved: the recovered copies were delivered
         again = await client.post(url, json={"since": "2h"}, headers=admin_headers())
         assert (await again.json())["count"] == 0  # nothing failed since: nothing resent
 

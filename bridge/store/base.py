@@ -202,7 +202,7 @@ class DeliveryRecord:
 @dataclass(frozen=True, slots=True)
 class EndpointDeliveryStats:
     """What one subscriber is owed, for metrics: pending deliveries (and since when the oldest
-    waits) and dead ones."""
+    waits) and dead ones not yet resolved (no later delivery of their event to it delivered)."""
 
     subscriber_id: str
     kind: SubscriberKind

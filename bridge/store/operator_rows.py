@@ -51,9 +51,15 @@ RECOVERY_CANDIDATES = (
     " WHERE d.subscriber_id = {} AND d.status IN ('pending', 'dead')"
     " AND d.attempts > 0 AND d.updated_at >= {} ORDER BY d.id"
 )
+# Pending deliveries, and dead ones not yet resolved (no later delivery of the same event to
+# the same subscriber was delivered: a resend or a recovery took care of it), per subscriber.
 STATS = (
     "SELECT subscriber_id, status, COUNT(*), MIN(id) FROM deliveries"
-    " WHERE status IN ('pending', 'dead') GROUP BY subscriber_id, status"
+    " WHERE status = 'pending' GROUP BY subscriber_id, status"
+    " UNION ALL SELECT d.subscriber_id, d.status, COUNT(*), MIN(d.id) FROM deliveries d"
+    " WHERE d.status = 'dead' AND NOT EXISTS (SELECT 1 FROM deliveries l"
+    " WHERE l.event_id = d.event_id AND l.subscriber_id = d.subscriber_id AND l.id > d.id"
+    " AND l.status = 'delivered') GROUP BY d.subscriber_id, d.status"
 )
 INSERT_JOB = "INSERT INTO jobs (name, updated_at) VALUES ({}, {}) ON CONFLICT (name) DO NOTHING"
 ACQUIRE_JOB = (

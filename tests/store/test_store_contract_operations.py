@@ -186,6 +186,23 @@ async def test_delivery_stats_per_subscriber(store: Store) -> None:
     )
 
 
+async def test_delivery_stats_dead_resolved_by_a_later_delivery(store: Store) -> None:
+    await _endpoints(store, "we_1")
+    first = await _delivery(store, "cs_1")
+    await _finish(store, first, _failed(None), NOW + 1)
+    await store.recover("we_1", since=0, now=NOW + 2)
+    (fresh,) = await store.claim_due(now=NOW + 2, owner="b", lease_s=LEASE_S, limit=10, handlers=())
+    aid = await store.start_attempt(fresh.id, now=NOW + 2, owner="b", lease_s=LEASE_S)
+    assert aid is not None
+
+    (pending,) = await store.delivery_stats()
+    assert (pending.dead, pending.pending) == (1, 1)  # resent, not yet delivered
+    await store.finish_attempt(aid, fresh.id, OK, now=NOW + 3, disable_after_failing_s=1e9)
+    (done,) = await store.delivery_stats()
+    assert (done.dead, done.pending) == (0, 0)
+    assert [d.status for d in (await store.list_deliveries()).items] == ["delivered", "dead"]
+
+
 # -- jobs -------------------------------------------------------------------------------------
 
 
