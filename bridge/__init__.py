@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bridge.bus import EventBus
-    from bridge.catalog import CATALOG, UnknownEventTypeError
+    from bridge.catalog import CATALOG
     from bridge.config import Config, load_config
     from bridge.errors import (
         BridgeError,
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         PayloadError,
         SignatureError,
         StoreError,
+        UnknownEventTypeError,
     )
     from bridge.events import Event
     from bridge.service import Bridge
@@ -56,7 +57,7 @@ _HOME = {
     "PayloadError": "bridge.errors",
     "SignatureError": "bridge.errors",
     "StoreError": "bridge.errors",
-    "UnknownEventTypeError": "bridge.catalog",
+    "UnknownEventTypeError": "bridge.errors",
     "load_config": "bridge.config",
 }
 

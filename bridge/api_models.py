@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bridge.catalog import UnknownEventTypeError, validate_patterns
-from bridge.errors import BridgeError, RequestError
+from bridge.catalog import validate_patterns
+from bridge.errors import BridgeError, RequestError, UnknownEventTypeError
 from bridge.store.base import Subscriber
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Any, TypeVar, overload
 
 from pyee.asyncio import AsyncIOEventEmitter
 
-from bridge.catalog import matches_any, validate_pattern
+from bridge.catalog import validate_pattern
 from bridge.events import Event
 
 __all__ = ["EventBus", "Handler", "HandlerSpec", "handler_subscriber_id"]
@@ -62,7 +62,7 @@ class HandlerSpec:
 class EventBus:
     """Register handlers with :meth:`on`, :meth:`once`, :meth:`subscribe`; remove with
     :meth:`off`. Types are checked against the catalog: a typo raises
-    :class:`bridge.catalog.UnknownEventTypeError` at registration."""
+    :class:`bridge.errors.UnknownEventTypeError` at registration."""
 
     def __init__(self) -> None:
         self.emitter = AsyncIOEventEmitter()
@@ -162,10 +162,6 @@ class EventBus:
 
     def spec(self, name: str) -> HandlerSpec | None:
         return self._specs.get(name)
-
-    def wants(self, name: str, event_type: str) -> bool:
-        spec = self._specs.get(name)
-        return spec is not None and matches_any(spec.patterns, event_type)
 
     # -- running -------------------------------------------------------------------------------
     async def run_handler(self, name: str, event: Event, *, timeout_s: float) -> None:

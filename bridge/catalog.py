@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from bridge.errors import UnknownEventTypeError
+
 __all__ = [
     "CATALOG",
     "EventSpec",
-    "UnknownEventTypeError",
     "is_known",
     "matches",
     "matches_any",
@@ -25,14 +26,6 @@ __all__ = [
 ]
 
 Origin = Literal["both", "stripe", "payment_kit"]
-
-
-class UnknownEventTypeError(ValueError):
-    """A type or pattern that names nothing in the catalog."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-        super().__init__(f"unknown event type {pattern!r}: not in the paybridge catalog")
 
 
 @dataclass(frozen=True, slots=True)

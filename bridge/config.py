@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.catalog import UnknownEventTypeError, validate_patterns
-from bridge.errors import ConfigError
+from bridge.catalog import validate_patterns
+from bridge.errors import ConfigError, UnknownEventTypeError
 from bridge.signing import standard_webhook_headers
 
 __all__ = [

@@ -39,13 +39,14 @@ from bridge.errors import (
     EndpointReadOnlyError,
     InvalidEndpointError,
     RequestError,
+    UnsafeURLError,
 )
 from bridge.events import Event
 from bridge.idempotency import decide, replay_id
 from bridge.recovery import RecoveryResult
 from bridge.signing import generate_endpoint_secret, standard_webhook_headers
 from bridge.since import parse_since
-from bridge.ssrf import UnsafeURLError, check_url
+from bridge.ssrf import check_url
 from bridge.store.base import Page, Store, Subscriber
 
 __all__ = [

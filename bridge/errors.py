@@ -1,9 +1,12 @@
-"""The error tree of paybridge. One middleware (``bridge.app``) maps it to HTTP statuses.
+"""The error tree of paybridge: every error it raises on purpose is a :class:`BridgeError`.
+One middleware (``bridge.app``) maps them to HTTP statuses and JSON error bodies.
 
 ::
 
     BridgeError
     ├── ConfigError            invalid configuration; names the key path
+    ├── UnknownEventTypeError  a type or pattern not in the catalog (also a ValueError)
+    ├── UnsafeURLError         an endpoint URL refused at registration (also a ValueError)
     ├── InboundError           a provider request we refuse (nothing is stored)
     │   ├── SignatureError     missing/invalid signature, stale timestamp     → 400 (or .status)
     │   ├── PayloadError       malformed body, missing id/type                → 400
@@ -13,14 +16,15 @@
     │   ├── EndpointNotFoundError  no such endpoint (in that livemode)         → 404
     │   └── EndpointConflictError  the id is taken                             → 409
     │       └── EndpointReadOnlyError  the endpoint comes from the YAML config → 409
-    ├── DeliveryError          one delivery attempt failed
-    │   ├── RetryableDeliveryError   retried on the schedule
-    │   │   └── ResponseError        the receiver broke HTTP before a status
-    │   └── PermanentDeliveryError   not retried (e.g. 410 Gone disables the endpoint)
+    ├── DeliveryError          one delivery attempt failed before an HTTP status; retried
+    │   ├── ResponseError      the receiver broke HTTP before a status
+    │   └── UnsafeAddressError the host resolves to a forbidden address (also an OSError)
     └── StoreError             the store could not commit                      → 503
 """
 
 from __future__ import annotations
+
+import errno
 
 __all__ = [
     "BridgeError",
@@ -33,12 +37,13 @@ __all__ = [
     "InvalidEndpointError",
     "PayloadError",
     "PayloadTooLargeError",
-    "PermanentDeliveryError",
     "RequestError",
     "ResponseError",
-    "RetryableDeliveryError",
     "SignatureError",
     "StoreError",
+    "UnknownEventTypeError",
+    "UnsafeAddressError",
+    "UnsafeURLError",
 ]
 
 
@@ -128,22 +133,45 @@ class EndpointReadOnlyError(EndpointConflictError):
 
 
 class DeliveryError(BridgeError):
-    """One delivery attempt failed."""
+    """One delivery attempt failed before the receiver answered with a status; the attempt is
+    recorded and retried on the schedule."""
 
     error_type = "delivery_failed"
 
 
-class RetryableDeliveryError(DeliveryError):
-    """The attempt failed in a way that is retried on the schedule."""
-
-
-class ResponseError(RetryableDeliveryError):
+class ResponseError(DeliveryError):
     """The receiver broke HTTP before a status: a malformed or oversized response head, or the
     connection closed before one."""
 
 
-class PermanentDeliveryError(DeliveryError):
-    """The attempt failed in a way that is not retried."""
+class UnsafeAddressError(DeliveryError, OSError):
+    """A host is or resolves to a forbidden address (at delivery).
+
+    Also an ``OSError``, so that aiohttp's connector wraps it in ``ClientConnectorError`` like
+    any other failure to connect, and the dispatcher retries it like one.
+    """
+
+    def __init__(self, message: str) -> None:
+        OSError.__init__(self, errno.EACCES, message)
+
+
+class UnknownEventTypeError(BridgeError, ValueError):
+    """A type or pattern that names nothing in the catalog (raised at registration)."""
+
+    status = 400
+    error_type = "invalid_request"
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        super().__init__(f"unknown event type {pattern!r}: not in the paybridge catalog")
+
+
+class UnsafeURLError(BridgeError, ValueError):
+    """An endpoint URL is not acceptable: bad syntax, or its host is or resolves to a forbidden
+    address (at registration)."""
+
+    status = 400
+    error_type = "invalid_request"
 
 
 class StoreError(BridgeError):

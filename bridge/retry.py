@@ -53,11 +53,6 @@ class RetryPolicy:
         if not math.isfinite(self.retry_after_max_s) or self.retry_after_max_s < 0:
             raise ValueError("retry_after_max_s must be finite and >= 0")
 
-    @property
-    def max_attempts(self) -> int:
-        """Total attempts (the first one plus one per schedule entry) before a delivery is dead."""
-        return len(self.schedule_s) + 1
-
     def next_delay_s(self, attempt: int, rand: float) -> float | None:
         """Delay before the next attempt, given ``attempt`` attempts made so far (1-based).
 

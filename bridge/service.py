@@ -224,7 +224,8 @@ class Bridge:
 
     # -- subscribers ----------------------------------------------------------------------------
     async def _apply_config_endpoints(self) -> None:
-        from bridge.ssrf import UnsafeURLError, check_url_syntax
+        from bridge.errors import UnsafeURLError
+        from bridge.ssrf import check_url_syntax
 
         now = self.clock()
         wanted = {ep.id: ep for ep in self.config.endpoints}

@@ -38,7 +38,6 @@ the real host from a human reviewer.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 from types import SimpleNamespace
@@ -49,12 +48,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from bridge.errors import UnsafeAddressError, UnsafeURLError
+
 __all__ = [
     "GuardedResolver",
     "IPAddress",
     "ResolvedAddress",
-    "UnsafeAddressError",
-    "UnsafeURLError",
     "check_ip_literal_host",
     "check_url",
     "check_url_syntax",
@@ -69,22 +68,6 @@ ResolvedAddress: TypeAlias = ResolveResult
 
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class UnsafeURLError(ValueError):
-    """An endpoint URL is not acceptable: bad syntax, or its host is or resolves to a forbidden
-    address (at registration)."""
-
-
-class UnsafeAddressError(OSError):
-    """A host is or resolves to a forbidden address (at delivery).
-
-    An ``OSError`` so that aiohttp's connector wraps it in ``ClientConnectorError`` like any
-    other failure to connect, and the dispatcher retries it like one.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.EACCES, message)
 
 
 def check_url_syntax(url: str) -> None:

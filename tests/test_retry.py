@@ -19,7 +19,6 @@ def test_retry_policy_defaults_match_design() -> None:
     assert policy.schedule_s == DEFAULT_SCHEDULE
     assert policy.jitter == 0.2
     assert policy.retry_after_max_s == 3600
-    assert policy.max_attempts == 8
 
 
 @pytest.mark.parametrize("attempt", range(1, 8))

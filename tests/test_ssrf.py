@@ -14,10 +14,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
+from bridge.errors import UnsafeAddressError, UnsafeURLError
 from bridge.ssrf import (
     GuardedResolver,
-    UnsafeAddressError,
-    UnsafeURLError,
     check_url,
     check_url_syntax,
     find_unsafe_address_error,

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from bridge.config import DeliveryConfig
-from bridge.errors import ResponseError
-from bridge.ssrf import UnsafeAddressError, find_unsafe_address_error
+from bridge.errors import ResponseError, UnsafeAddressError
+from bridge.ssrf import find_unsafe_address_error
 from bridge.transport import AiohttpTransport
 from tests.raw_receivers import (
     FqdnResolver,
