@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from bridge.clock import Clock
 from bridge.errors import StoreError
 from bridge.holds import Answer, Hold, Verdict, next_check_at
 from bridge.logs import transition
@@ -58,7 +59,7 @@ class Correlator:
         metrics: Metrics,
         submit: Callable[[list[Delivery]], None],
         local_handlers: Callable[[], Sequence[str]],
-        clock: Callable[[], float],
+        clock: Clock,
         poll_interval_s: float = 1.0,
     ) -> None:
         self.store, self.config, self.adapter = store, config, adapter
@@ -164,9 +165,7 @@ class Correlator:
                 log.warning("correlation: store unavailable: %s", exc)
             except Exception:
                 log.exception("correlation tick failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval_s):
-                    await self._wake.wait()
+            await self.clock.wait(self._wake, self.poll_interval_s)
             self._wake.clear()
 
     async def tick(self) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
 from bridge.bus import EventBus, handler_subscriber_id
+from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config import BusConfig, DeliveryConfig
 from bridge.errors import StoreError
 from bridge.logs import transition
@@ -54,7 +55,7 @@ class Dispatcher:
         owner: str,
         lease_s: float,
         metrics: Metrics,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.store, self.bus, self.sender = store, bus, sender
@@ -73,7 +74,7 @@ class Dispatcher:
         self._running: set[int] = set()  # delivery ids with an attempt in flight
         self._total = 0
         self._subs: dict[str, Subscriber] = {}
-        self._subs_loaded_at = 0.0  # time.monotonic() of the last full reload
+        self._subs_loaded_at = 0.0  # clock.monotonic() of the last full reload
         self._tasks: set[asyncio.Task[None]] = set()
         # Webhook attempts started by one loop iteration's submits, spawned together at the
         # end of it (see _pump): while the list is not empty, a _spawn_webhooks is scheduled.
@@ -137,7 +138,7 @@ class Dispatcher:
         """Reload every subscriber from the store; raises StoreError."""
         page = await self.store.list_subscribers(limit=1_000_000)
         self._subs = {s.id: s for s in page.items}
-        self._subs_loaded_at = time.monotonic()
+        self._subs_loaded_at = self.clock.monotonic()
 
     # -- intake ---------------------------------------------------------------------------------
     def submit(self, deliveries: Iterable[Delivery]) -> None:
@@ -150,7 +151,7 @@ class Dispatcher:
             if len(q) >= _QUEUE_MAX_PER_SUBSCRIBER or self._stopping:
                 overflow.append(d.id)  # given back: the poll loop claims it when there is room
                 continue
-            self._claimed_at[d.id] = time.monotonic()
+            self._claimed_at[d.id] = self.clock.monotonic()
             q.append(d)
             self._queued += 1
             self._idle.clear()
@@ -298,7 +299,7 @@ class Dispatcher:
         claimed = self._claimed_at.get(d.id)
         if claimed is None:
             return False
-        left = self.lease_s - (time.monotonic() - claimed)
+        left = self.lease_s - (self.clock.monotonic() - claimed)
         return left > run_s + 2
 
     async def _give_back_unsent(self, d: Delivery, attempt_id: int) -> None:
@@ -463,15 +464,16 @@ class Dispatcher:
                 log.warning("dispatcher: store unavailable: %s", exc)
             except Exception:
                 log.exception("dispatcher tick failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.cfg.poll_interval_s):
-                    await self._wake.wait()
+            await self.clock.wait(self._wake, self.cfg.poll_interval_s)
             self._wake.clear()
 
     async def tick(self) -> None:
         """One round: reload subscribers if needed, claim due deliveries up to the free
         capacity."""
-        if not self._subs or time.monotonic() - self._subs_loaded_at >= _SUBSCRIBERS_MAX_AGE_S:
+        if (
+            not self._subs
+            or self.clock.monotonic() - self._subs_loaded_at >= _SUBSCRIBERS_MAX_AGE_S
+        ):
             await self.refresh_subscribers()
         # Only attempts in flight count against the global budget: a backlog queued for one
         # slow subscriber must never stop claims for the others. Subscribers that already have

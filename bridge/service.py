@@ -19,14 +19,14 @@ import logging
 import os
 import secrets
 import socket
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import Adapter, InboundRequest, Normalized, ProviderEvent
 from bridge.bus import EventBus, HandlerSpec
+from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config import Config, EndpointConfig, load_config
 from bridge.correlation import Correlator
 from bridge.errors import ConfigError, StoreError
@@ -62,7 +62,7 @@ class Bridge:
         config: Config,
         *,
         store: Store | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
         self.clock = clock

@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from bridge.clock import Clock
 from bridge.config import Config, parse_config
 from bridge.service import Bridge
 from bridge.signing import sign_timestamped_hmac
@@ -105,15 +106,18 @@ BridgeFactory = Callable[..., Awaitable[tuple[Bridge, TestClient[Any, Any]]]]
 async def make_bridge(
     tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> AsyncIterator[BridgeFactory]:
-    """``await make_bridge(extra_yaml="", register=None)`` → a started Bridge and a test client
-    for its web app. ``register(bridge)`` runs before start (bus handlers)."""
+    """``await make_bridge(extra_yaml="", register=None, clock=None)`` → a started Bridge (on
+    ``clock`` if given) and a test client for its web app. ``register(bridge)`` runs before
+    start (bus handlers)."""
 
     async def factory(
         extra_yaml: str = "",
         register: Callable[[Bridge], None] | None = None,
+        clock: Clock | None = None,
         **fmt: Any,
     ) -> tuple[Bridge, TestClient[Any, Any]]:
-        bridge = Bridge(make_config(tmp_path, extra_yaml, **fmt))
+        config = make_config(tmp_path, extra_yaml, **fmt)
+        bridge = Bridge(config, clock=clock) if clock is not None else Bridge(config)
         if register is not None:
             register(bridge)
         client = await aiohttp_client(bridge.web_app())

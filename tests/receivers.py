@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from bridge.clock import SystemClock
+
 __all__ = [
     "ManualClock",
     "Received",
@@ -174,17 +176,48 @@ async def running(*scripts: Script) -> AsyncIterator[list[Receiver]]:
 
 
 class ManualClock:
-    """A clock that stands still until advanced (``Bridge(config, clock=clock)``): retries
-    come due only when a test says so. Starts at the real time, so signatures stay fresh."""
+    """A :class:`bridge.clock.Clock` that stands still until advanced (``Bridge(config,
+    clock=clock)``): retries come due, leases age and poll loops wake only when a test says
+    so. Wall time starts at the real time, so signatures stay fresh."""
 
     def __init__(self) -> None:
         self.now = time.time()
+        self.mono = 0.0
+        self._advanced = asyncio.Event()
 
     def __call__(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.mono
+
     def advance(self, seconds: float) -> None:
+        """Move both clocks on and end every wait whose timeout is reached."""
         self.now += seconds
+        self.mono += seconds
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+        deadline = self.mono + timeout_s
+        while not event.is_set() and self.mono < deadline:
+            advanced = asyncio.ensure_future(self._advanced.wait())
+            was_set = asyncio.ensure_future(event.wait())
+            await asyncio.wait({advanced, was_set}, return_when=asyncio.FIRST_COMPLETED)
+            advanced.cancel()
+            was_set.cancel()
+        return event.is_set()
+
+
+class OffsetClock(SystemClock):
+    """The real clock with wall time moved on by ``offset`` (a test jumps past a window while
+    the poll loops keep running in real time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
 
 
 async def wait_until(

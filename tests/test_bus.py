@@ -18,6 +18,7 @@ import yaml
 from bridge import Bridge, Event, EventBus, UnknownEventTypeError
 from bridge.catalog import matches_any
 from tests.conftest import BridgeFactory, make_config, post_stripe, stripe_event
+from tests.receivers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SUB = {"id": "sub_bus1", "object": "subscription", "customer": "cus_1", "status": "active"}
@@ -185,15 +186,25 @@ async def test_bus_once_handler_runs_for_one_event(make_bridge: BridgeFactory) -
         bridge.bus.once("customer.subscription.created", first)
 
     bridge, client = await make_bridge(register=register)
-    for i in range(3):
+    handler_id = bridge.bus.handlers[0].subscriber_id
+    await post_stripe(
+        client, stripe_event("customer.subscription.created", {**SUB, "id": "sub_o0"})
+    )
+    await wait_until(lambda: asyncio.sleep(0, len(seen) == 1), "the handler never ran")
+    assert bridge.bus.handlers == []
+
+    async def unsubscribed() -> bool:
+        return await bridge.store.get_subscriber(handler_id) is None
+
+    await wait_until(unsubscribed, "the once handler is still subscribed")
+    for i in (1, 2):
         await post_stripe(
             client, stripe_event("customer.subscription.created", {**SUB, "id": f"sub_o{i}"})
         )
-        await asyncio.sleep(0.1)
-    await _until(lambda: len(seen) >= 1)
-    await asyncio.sleep(0.3)
-    assert len(seen) == 1
-    assert bridge.bus.handlers == []
+    # the later events were stored with no delivery to the handler, so nothing can run it again
+    assert len((await bridge.store.list_events(limit=None)).items) >= 3
+    deliveries = (await bridge.store.list_deliveries(subscriber_id=handler_id)).items
+    assert [d.event_id for d in deliveries] == seen
 
 
 def _free_port() -> int:

@@ -18,22 +18,13 @@ from bridge.correlation import MATCH_WARNING_EVERY_S
 from bridge.service import Bridge
 from tests.adapters.scenarios.stripe_factories import StripeFeed, invoice_payment, payment_intent
 from tests.conftest import make_config, post_stripe
+from tests.receivers import OffsetClock
 
 WARNING = "matched to invoices by customer, amount and currency"
 
 
-class _Clock:
-    """The bridge's clock: wall time plus an offset the test moves."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-async def _bridge(tmp_path: Path, aiohttp_client: AiohttpClient) -> tuple[Bridge, _Clock, Any]:
-    clock = _Clock()
+async def _bridge(tmp_path: Path, aiohttp_client: AiohttpClient) -> tuple[Bridge, OffsetClock, Any]:
+    clock = OffsetClock()
     config = make_config(tmp_path, "sources: {{stripe: {{correlation_window_s: 30}}}}")
     bridge = Bridge(config, clock=clock)
     client = await aiohttp_client(bridge.web_app())
@@ -48,7 +39,7 @@ async def _decided(bridge: Bridge) -> None:
 
 
 async def _one_time_payment(
-    feed: StripeFeed, client: TestClient[Any, Any], bridge: Bridge, clock: _Clock, pi: str
+    feed: StripeFeed, client: TestClient[Any, Any], bridge: Bridge, clock: OffsetClock, pi: str
 ) -> None:
     feed.emit("payment_intent.succeeded", payment_intent(feed, pi, "succeeded", 4200))
     status, body = await post_stripe(client, feed.events[-1], ts=int(clock()))

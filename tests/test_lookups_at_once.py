@@ -30,7 +30,7 @@ from tests.adapters.scenarios.stripe_factories import (
 )
 from tests.adapters.stripe_scenarios import SCENARIOS, STREAM_IDS, STREAMS, Stream
 from tests.conftest import make_config, post_stripe
-from tests.receivers import Receiver
+from tests.receivers import OffsetClock, Receiver
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 KEY = "rk_test_local_lookup_at_once"
@@ -71,20 +71,10 @@ class FakeStripe:
         return app
 
 
-class Clock:
-    """The bridge's clock: wall time plus an offset the test moves."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
 async def _bridge(
     tmp_path: Path,
     server: TestServer,
-    clock: Clock,
+    clock: OffsetClock,
     window_s: float = 120.0,
     endpoint_url: str | None = None,
 ) -> Bridge:
@@ -115,7 +105,7 @@ async def _no_holds(bridge: Bridge) -> bool:
     return (await bridge.store.counts())["held"] == 0
 
 
-async def _post(client: TestClient[Any, Any], event: dict[str, Any], clock: Clock) -> None:
+async def _post(client: TestClient[Any, Any], event: dict[str, Any], clock: OffsetClock) -> None:
     status, _ = await post_stripe(client, event, ts=int(clock()))
     assert status == 200
 
@@ -140,7 +130,7 @@ async def test_one_time_payment_intent_is_emitted_at_once_and_one_paying_an_invo
     tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: AiohttpClient
 ) -> None:
     stripe = FakeStripe({"pi_inv": "in_1"})
-    clock = Clock()
+    clock = OffsetClock()
     shop = await Receiver().start()
     server = await aiohttp_server(stripe.app())
     bridge = await _bridge(tmp_path, server, clock, endpoint_url=shop.url())
@@ -170,7 +160,7 @@ async def test_failing_lookup_is_retried_with_backoff_inside_the_window(
 ) -> None:
     stripe = FakeStripe({})
     stripe.failures = 2
-    clock = Clock()
+    clock = OffsetClock()
     bridge = await _bridge(tmp_path, await aiohttp_server(stripe.app()), clock)
     client = await aiohttp_client(bridge.web_app())
 
@@ -192,7 +182,7 @@ async def test_lookup_failing_all_window_long_leaves_the_decision_to_the_match(
 ) -> None:
     stripe = FakeStripe({"pi_inv": "in_1"})
     stripe.failures = 10_000
-    clock = Clock()
+    clock = OffsetClock()
     bridge = await _bridge(tmp_path, await aiohttp_server(stripe.app()), clock, window_s=30)
     client = await aiohttp_client(bridge.web_app())
     feed = StripeFeed("basil")
@@ -220,7 +210,7 @@ async def test_invoice_events_during_a_slow_lookup_give_one_fact(
 ) -> None:
     stripe = FakeStripe({"pi_inv": "in_1"} if linked_by == "lookup" else {})
     stripe.gate = asyncio.Event()
-    clock = Clock()
+    clock = OffsetClock()
     bridge = await _bridge(tmp_path, await aiohttp_server(stripe.app()), clock)
     client = await aiohttp_client(bridge.web_app())
     feed = StripeFeed("basil")
@@ -246,7 +236,7 @@ async def test_restart_between_hold_and_lookup_only_delays_the_decision(
     stripe = FakeStripe({})
     stripe.gate = asyncio.Event()  # the first instance's look-up never returns
     server = await aiohttp_server(stripe.app())
-    clock = Clock()
+    clock = OffsetClock()
     first = await _bridge(tmp_path, server, clock)
     client = await aiohttp_client(first.web_app())
     await _post(client, _one_time(StripeFeed("basil"), "pi_1"), clock)
@@ -288,7 +278,7 @@ async def test_scenario_with_lookups_gives_exact_facts_without_waiting_for_the_w
     sent = events + rng.sample(events, k=min(3, len(events)))
     rng.shuffle(sent)
     stripe = FakeStripe(_paying(name))
-    clock = Clock()
+    clock = OffsetClock()
     bridge = await _bridge(tmp_path, await aiohttp_server(stripe.app()), clock)
     client = await aiohttp_client(bridge.web_app())
 

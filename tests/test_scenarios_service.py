@@ -15,6 +15,7 @@ from pytest_aiohttp import AiohttpClient
 from bridge.service import Bridge
 from tests.adapters.stripe_scenarios import SCENARIOS, STREAM_IDS, STREAMS, Stream
 from tests.conftest import make_config, post_stripe
+from tests.receivers import OffsetClock
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=STREAM_IDS)
@@ -30,16 +31,15 @@ async def test_scenario_through_service_gives_exact_facts(
     # The correlation window runs on the bridge's clock, not the wall's: all events arrive
     # inside it however slow the machine is, then the clock jumps past it and the held
     # PaymentIntent decisions are made.
-    offset = [0.0]
+    clock = OffsetClock()
     bridge = Bridge(
-        make_config(tmp_path, "sources: {{stripe: {{correlation_window_s: 30}}}}"),
-        clock=lambda: time.time() + offset[0],
+        make_config(tmp_path, "sources: {{stripe: {{correlation_window_s: 30}}}}"), clock=clock
     )
     client = await aiohttp_client(bridge.web_app())
     for event in sent:
         status, _ = await post_stripe(client, event)
         assert status == 200
-    offset[0] = 60.0
+    clock.offset = 60.0
     deadline = time.monotonic() + 10
     while (await bridge.store.counts())["held"]:  # the dispatcher's next poll decides them
         assert time.monotonic() < deadline, "held PaymentIntent decisions never resolved"

@@ -1,0 +1,45 @@
+"""Time as paybridge reads and waits for it, injected so tests drive it instead of sleeping.
+
+A :class:`Clock` is called for wall time (unix seconds: what is stored and signed), gives
+monotonic time (for ages and leases measured here) and waits for an event with a timeout (the
+poll loops). :data:`SYSTEM_CLOCK` is the real one; tests pass one they advance by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Protocol
+
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+
+
+class Clock(Protocol):
+    """Wall time when called, monotonic time, and a wait that the clock's time ends."""
+
+    def __call__(self) -> float: ...
+    def monotonic(self) -> float: ...
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+        """Wait until ``event`` is set (True) or ``timeout_s`` of this clock pass (False)."""
+        ...
+
+
+class SystemClock:
+    """The machine's clocks: :func:`time.time`, :func:`time.monotonic`, asyncio timeouts."""
+
+    def __call__(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+                return True
+        return False
+
+
+SYSTEM_CLOCK: Clock = SystemClock()
