@@ -2,7 +2,8 @@
 
 A :class:`Clock` is called for wall time (unix seconds: what is stored and signed), gives
 monotonic time (for ages and leases measured here) and waits for an event with a timeout (the
-poll loops). :data:`SYSTEM_CLOCK` is the real one; tests pass one they advance by hand.
+poll loops). :data:`SYSTEM_CLOCK` is the real one; tests pass one they advance by hand. A plain
+``() -> float`` is accepted where a clock is (:func:`as_clock`): it replaces wall time only.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "WallClock", "as_clock"]
 
 
+@runtime_checkable
 class Clock(Protocol):
     """Wall time when called, monotonic time, and a wait that the clock's time ends."""
 
@@ -43,3 +46,18 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+class WallClock(SystemClock):
+    """The system clock with wall time read from ``wall`` (e.g. a test's frozen time)."""
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+
+    def __call__(self) -> float:
+        return self._wall()
+
+
+def as_clock(clock: Clock | Callable[[], float]) -> Clock:
+    """``clock`` if it is a :class:`Clock`, else the system clock with ``clock`` as wall time."""
+    return clock if isinstance(clock, Clock) else WallClock(clock)

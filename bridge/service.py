@@ -19,14 +19,14 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import Adapter, InboundRequest, Normalized, ProviderEvent
 from bridge.bus import EventBus, HandlerSpec
-from bridge.clock import SYSTEM_CLOCK, Clock
+from bridge.clock import SYSTEM_CLOCK, Clock, as_clock
 from bridge.config import Config, EndpointConfig, load_config
 from bridge.correlation import Correlator
 from bridge.errors import ConfigError, StoreError
@@ -62,10 +62,10 @@ class Bridge:
         config: Config,
         *,
         store: Store | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | Callable[[], float] = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self.clock = clock
+        self.clock = as_clock(clock)
         self.store = (
             store
             if store is not None
@@ -97,10 +97,10 @@ class Bridge:
             metrics=self.metrics,
             submit=self._submit,
             local_handlers=lambda: self.bus.names,
-            clock=clock,
+            clock=self.clock,
             poll_interval_s=config.delivery.poll_interval_s,
         )
-        self.pruner = Pruner(self.store, config.retention, clock=clock, metrics=self.metrics)
+        self.pruner = Pruner(self.store, config.retention, clock=self.clock, metrics=self.metrics)
         self.prune_every_s = PRUNE_EVERY_S  # how often a started bridge applies retention
 
     @classmethod
