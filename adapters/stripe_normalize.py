@@ -359,10 +359,22 @@ def _pi_events(c: _Ctx, succeeded: bool) -> list[Event]:
     ]
 
 
+def _pi_invoice(pi: Mapping[str, Any]) -> str | None:
+    """The invoice a PaymentIntent names: ``invoice`` before basil; from clover on, one
+    created by an invoice carries its id as ``payment_details.order_reference`` (a merchant's
+    own order reference is not an invoice id)."""
+    named = expandable_id(pi.get("invoice"))
+    if named:
+        return named
+    details = pi.get("payment_details")
+    ref = details.get("order_reference") if isinstance(details, Mapping) else None
+    return ref if isinstance(ref, str) and ref.startswith("in_") else None
+
+
 def _payment_intent(succeeded: bool) -> Callable[[_Ctx], Normalized]:
     def rule(c: _Ctx) -> Normalized:
-        invoice = expandable_id(c.obj.get("invoice"))
-        if invoice:  # pre-basil: the invoice events cover this payment
+        invoice = _pi_invoice(c.obj)
+        if invoice:  # the invoice events cover this payment
             return Normalized(links=[Link(c.id, invoice)])
         events = _pi_events(c, succeeded)
         if c.shape == "pre_basil":

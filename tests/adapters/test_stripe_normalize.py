@@ -197,6 +197,23 @@ def test_stripe_normalize_basil_and_later_versions_defer_payment_intents(version
     assert [d.payment_intent for d in _run(feed.events[0]).deferred] == ["pi_7"]
 
 
+@pytest.mark.parametrize(("reference", "linked"), [("in_1Clover", True), ("order-4711", False)])
+def test_stripe_normalize_clover_order_reference_naming_an_invoice_is_a_link(
+    reference: str, linked: bool
+) -> None:
+    feed = StripeFeed("basil", version="2025-11-17.clover")
+    pi = payment_intent(feed, "pi_9c", "succeeded", 1000)
+    pi["payment_details"] = {"customer_reference": None, "order_reference": reference}
+    feed.emit("payment_intent.succeeded", pi)
+
+    result = _run(feed.events[0])
+
+    if linked:
+        assert (result.links, result.deferred) == ([Link("pi_9c", reference)], [])
+    else:
+        assert (result.links, [d.payment_intent for d in result.deferred]) == ([], ["pi_9c"])
+
+
 def test_stripe_normalize_checkout_unpaid_waits_but_names_its_standalone_pi() -> None:
     session = checkout_session("cs_1", "payment", "unpaid", amount=500, pi_id="pi_8")
     result = _one("basil", "checkout.session.completed", session)
