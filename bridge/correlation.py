@@ -169,8 +169,12 @@ class Correlator:
             self._wake.clear()
 
     async def tick(self) -> None:
-        """One round: decide or look up the holds that are due, fetch pending thin events."""
+        """One round: decide or look up the holds that are due, fetch pending thin events,
+        refresh the held-decision gauges."""
         await asyncio.gather(self.decide_due(), self.fetch_pending())
+        waiting, oldest = await self.store.held_summary()
+        self.metrics.held_waiting.set(waiting)
+        self.metrics.held_oldest.set(0.0 if oldest is None else max(0.0, self.clock() - oldest))
 
     # -- held PaymentIntents --------------------------------------------------------------------
     async def decide_due(self) -> int:

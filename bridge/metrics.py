@@ -53,6 +53,16 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
             registry=self.registry,
         )
+        self.held_waiting = Gauge(
+            "paybridge_held_decisions_waiting",
+            "Held PaymentIntent decisions not decided yet (all instances)",
+            registry=self.registry,
+        )
+        self.held_oldest = Gauge(
+            "paybridge_held_decisions_oldest_age_seconds",
+            "How long the oldest held PaymentIntent decision has waited (0: none)",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "paybridge_deliveries_in_flight",
             "Delivery attempts running now",

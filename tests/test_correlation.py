@@ -79,6 +79,24 @@ async def test_match_warning_is_logged_once_an_hour_of_the_bridges_clock(
     assert f'{waited}"emitted"}} 3.0' in metrics
 
 
+async def test_held_decisions_waiting_and_their_age_are_gauges(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    bridge, clock, client = await _bridge(tmp_path, aiohttp_client)
+    feed = StripeFeed("basil")
+    feed.emit("payment_intent.succeeded", payment_intent(feed, "pi_1", "succeeded", 4200))
+    assert (await post_stripe(client, feed.events[-1], ts=int(clock())))[0] == 200
+    clock.offset += 20  # held for 20 s, inside the 30 s window
+
+    await bridge.correlation.tick()
+
+    metrics = await (await client.get("/metrics")).text()
+    assert "paybridge_held_decisions_waiting 1.0" in metrics
+    age = next(line for line in metrics.splitlines()
+               if line.startswith("paybridge_held_decisions_oldest_age_seconds "))  # fmt: skip
+    assert 20.0 <= float(age.split()[1]) < 30.0
+
+
 async def test_no_match_warning_once_invoice_payment_events_arrive(
     tmp_path: Path, aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
 ) -> None:

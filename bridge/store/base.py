@@ -344,6 +344,10 @@ class Store(abc.ABC):
         it was decided already (a link arrived, or another claim won)."""
 
     @abc.abstractmethod
+    async def held_summary(self) -> tuple[int, float | None]:
+        """How many outcomes are held now, and when the oldest was held (None: none)."""
+
+    @abc.abstractmethod
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int
     ) -> list[InboxRecord]:

@@ -110,6 +110,9 @@ class ComposedStore(Store):
         w = Writing(now, owner, now + lease_s, frozenset(local_handlers))
         return await self._correlation.resolve_hold(hold_id, answer, w)
 
+    async def held_summary(self) -> tuple[int, float | None]:
+        return await self._correlation.held_summary()
+
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int
     ) -> list[InboxRecord]:

@@ -103,6 +103,16 @@ async def test_ingest_without_window_emits_pi_decision_at_once(store: Store) -> 
     assert (res.held, res.events) == (0, [ev])
 
 
+async def test_held_summary_counts_holds_and_names_the_oldest(store: Store) -> None:
+    assert await store.held_summary() == (0, None)
+    await ingest(store, "evt_pi1", pi_decision("pi_1"), now=NOW + 5)
+    await ingest(store, "evt_pi2", pi_decision("pi_2"))
+
+    assert await store.held_summary() == (2, NOW)
+    await _resolve(store, await _claim_one(store, now=NOW + WINDOW_S))
+    assert await store.held_summary() == (1, NOW + 5)
+
+
 # -- claims and retries -------------------------------------------------------------------------
 
 

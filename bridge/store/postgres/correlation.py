@@ -141,6 +141,12 @@ class PgCorrelation:
             new, deliveries = await self._ingest.insert_events(conn, events, w, None)
         return IngestResult(False, new, deliveries, dropped=dropped, verdict=verdict)
 
+    async def held_summary(self) -> tuple[int, float | None]:
+        """See :meth:`Store.held_summary`; raises :class:`StoreError`."""
+        async with self._db.conn() as conn:
+            row = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS o FROM deferred")
+        return int(row["n"]), row["o"]
+
     async def claim_pending_fetches(self, lease: Lease, limit: int) -> list[InboxRecord]:
         """See :meth:`Store.claim_pending_fetches`; raises :class:`StoreError`."""
         async with self._db.tx(durable=False) as conn:

@@ -109,6 +109,13 @@ class SqliteCorrelation:
 
         return self._worker.call(tx)
 
+    def held_summary(self) -> asyncio.Future[tuple[int, float | None]]:
+        def read(conn: _Conn) -> tuple[int, float | None]:
+            n, oldest = conn.execute("SELECT count(*), min(created_at) FROM deferred").fetchone()
+            return int(n), oldest
+
+        return self._worker.call(read, durable=False)
+
     def claim_pending_fetches(self, lease: Lease, limit: int) -> asyncio.Future[list[InboxRecord]]:
         def tx(conn: _Conn) -> list[InboxRecord]:
             rows = conn.execute(
