@@ -12,6 +12,7 @@ instead of hanging, and nothing asserts on how long anything took.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from bridge.clock import SystemClock
+from bridge.store.base import Store
 
 __all__ = [
     "ManualClock",
@@ -221,17 +223,24 @@ class OffsetClock(SystemClock):
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = WAIT_S
+    check: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = WAIT_S
 ) -> None:
-    """Poll ``check`` until it is true; AssertionError naming ``what`` after ``timeout_s``."""
+    """Poll ``check`` (a predicate, or a coroutine function) until it is true; AssertionError
+    naming ``what`` after ``timeout_s``. The one poll loop of the suite."""
     try:
         async with asyncio.timeout(timeout_s):
             while True:
-                if await check():
+                done = check()
+                if await done if inspect.isawaitable(done) else done:
                     return
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"never happened: {what}") from None
+
+
+async def nothing_held(store: Store) -> bool:
+    """No PaymentIntent waits for its decision in ``store``."""
+    return not (await store.counts())["held"]
 
 
 def subscription(sub_id: str, status: str = "active") -> dict[str, Any]:

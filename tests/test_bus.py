@@ -24,14 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SUB = {"id": "sub_bus1", "object": "subscription", "customer": "cus_1", "status": "active"}
 
 
-async def _until(pred: Any, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
 def test_bus_unknown_type_raises_at_registration() -> None:
     bus = EventBus()
 
@@ -91,7 +83,7 @@ async def test_bus_handler_that_raises_once_is_called_again(make_bridge: BridgeF
 
     bridge, client = await make_bridge(register=register)
     await post_stripe(client, stripe_event("customer.subscription.created", SUB))
-    await _until(lambda: len(calls) >= 2)
+    await wait_until(lambda: len(calls) >= 2, "the handler ran fewer than two times")
     assert calls[0] == calls[1]
     page = await bridge.store.list_attempts(event_id=calls[0])
     assert [a.status for a in reversed(page.items)] == ["failed", "succeeded"]
@@ -115,7 +107,7 @@ async def test_bus_failing_handler_never_blocks_another(make_bridge: BridgeFacto
         await post_stripe(
             client, stripe_event("customer.subscription.created", {**SUB, "id": f"sub_{i}"})
         )
-    await _until(lambda: len(good) == 3)
+    await wait_until(lambda: len(good) == 3, "the healthy handler did not get all three")
 
 
 async def test_bus_timed_out_handler_is_retried(make_bridge: BridgeFactory) -> None:
@@ -130,7 +122,7 @@ async def test_bus_timed_out_handler_is_retried(make_bridge: BridgeFactory) -> N
 
     bridge, client = await make_bridge("bus: {{handler_timeout_s: 0.2}}", register=register)
     await post_stripe(client, stripe_event("customer.subscription.created", SUB))
-    await _until(lambda: len(calls) >= 2)
+    await wait_until(lambda: len(calls) >= 2, "the handler was not retried")
     attempts = await bridge.store.list_attempts()
     assert any(a.error == "timeout" for a in attempts.items)
 
@@ -162,18 +154,16 @@ async def test_bus_handler_slot_is_free_before_its_outcome_is_committed(
         await post_stripe(
             client, stripe_event("customer.subscription.created", {**SUB, "id": f"sub_slot{i}"})
         )
-    await _until(lambda: len(calls) == 3)  # all ran while every record was still held
+    await wait_until(
+        lambda: len(calls) == 3, "the handler did not run for all three"
+    )  # all ran while every record was still held
     gate.set()
 
     async def recorded() -> bool:
         page = await bridge.store.list_attempts(limit=10)
         return sum(a.status == "succeeded" for a in page.items) == 3
 
-    for _ in range(200):
-        if await recorded():
-            break
-        await asyncio.sleep(0.02)
-    assert await recorded()
+    await wait_until(recorded, "the three outcomes were not recorded")
 
 
 async def test_bus_once_handler_runs_for_one_event(make_bridge: BridgeFactory) -> None:
@@ -190,7 +180,7 @@ async def test_bus_once_handler_runs_for_one_event(make_bridge: BridgeFactory) -
     await post_stripe(
         client, stripe_event("customer.subscription.created", {**SUB, "id": "sub_o0"})
     )
-    await wait_until(lambda: asyncio.sleep(0, len(seen) == 1), "the handler never ran")
+    await wait_until(lambda: len(seen) == 1, "the handler never ran")
     assert bridge.bus.handlers == []
 
     async def unsubscribed() -> bool:
@@ -253,7 +243,7 @@ async def test_bus_handler_killed_mid_run_is_called_after_restart(tmp_path: Path
                         break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.05)
-        await _until(marker.exists)
+        await wait_until(marker.exists, "the handler never wrote its marker")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -266,5 +256,5 @@ async def test_bus_handler_killed_mid_run_is_called_after_restart(tmp_path: Path
         calls.append(event.id)
 
     async with bridge:
-        await _until(lambda: bool(calls), timeout_s=20)
+        await wait_until(lambda: bool(calls), "the handler never ran", timeout_s=20)
     assert calls == [event_id]

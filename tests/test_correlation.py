@@ -4,9 +4,7 @@ customer/amount match."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from bridge.correlation import MATCH_WARNING_EVERY_S
 from bridge.service import Bridge
 from tests.adapters.scenarios.stripe_factories import StripeFeed, invoice_payment, payment_intent
 from tests.conftest import make_config, post_stripe
-from tests.receivers import OffsetClock
+from tests.receivers import OffsetClock, nothing_held, wait_until
 
 WARNING = "matched to invoices by customer, amount and currency"
 
@@ -32,10 +30,7 @@ async def _bridge(tmp_path: Path, aiohttp_client: AiohttpClient) -> tuple[Bridge
 
 
 async def _decided(bridge: Bridge) -> None:
-    deadline = time.monotonic() + 10
-    while (await bridge.store.counts())["held"]:
-        assert time.monotonic() < deadline, "held PaymentIntent never decided"
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: nothing_held(bridge.store), "held PaymentIntent never decided")
 
 
 async def _one_time_payment(

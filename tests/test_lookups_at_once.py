@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from tests.adapters.scenarios.stripe_factories import (
 )
 from tests.adapters.stripe_scenarios import SCENARIOS, STREAM_IDS, STREAMS, Stream
 from tests.conftest import make_config, post_stripe
-from tests.receivers import OffsetClock, Receiver
+from tests.receivers import OffsetClock, Receiver, nothing_held, wait_until
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 KEY = "rk_test_local_lookup_at_once"
@@ -90,19 +89,8 @@ async def _bridge(
     return Bridge(config, clock=clock)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.02)
-
-
 async def _facts(bridge: Bridge) -> Facts:
     return {(e.type, e.dedupe_key) for e in (await bridge.store.list_events(limit=None)).items}
-
-
-async def _no_holds(bridge: Bridge) -> bool:
-    return (await bridge.store.counts())["held"] == 0
 
 
 async def _post(client: TestClient[Any, Any], event: dict[str, Any], clock: OffsetClock) -> None:
@@ -145,9 +133,11 @@ async def test_one_time_payment_intent_is_emitted_at_once_and_one_paying_an_invo
     await _post(client, _one_time(feed, "pi_1"), clock)
     await _post(client, _one_time(feed, "pi_inv"), clock)
 
-    await _until(lambda: _no_holds(bridge), "held PaymentIntents not looked up at once")
+    await wait_until(
+        lambda: nothing_held(bridge.store), "held PaymentIntents not looked up at once"
+    )
     assert await _facts(bridge) == ONE_TIME  # the bridge's clock never passed the window
-    await _until(lambda: asyncio.sleep(0, bool(got)), "the bus handler never ran")
+    await wait_until(lambda: bool(got), "the bus handler never ran")
     assert got == ["pi_1"] and sorted(stripe.calls) == ["pi_1", "pi_inv"]
     (posted,) = await shop.wait_count(1)  # the endpoint got it too, once
     await shop.close()
@@ -169,10 +159,9 @@ async def test_failing_lookup_is_retried_with_backoff_inside_the_window(
     async def retried() -> bool:
         clock.offset += 0.5  # time passes on the bridge's clock only
         bridge.correlation.wake()
-        await asyncio.sleep(0.02)
-        return await _no_holds(bridge)
+        return await nothing_held(bridge.store)
 
-    await _until(retried, "look-up never retried")
+    await wait_until(retried, "look-up never retried")
     assert stripe.calls == ["pi_1"] * 3 and clock.offset < 120
     assert await _facts(bridge) == ONE_TIME
 
@@ -195,7 +184,9 @@ async def test_lookup_failing_all_window_long_leaves_the_decision_to_the_match(
     clock.offset += 31
     bridge.correlation.wake()
 
-    await _until(lambda: _no_holds(bridge), "held PaymentIntents not decided at the window")
+    await wait_until(
+        lambda: nothing_held(bridge.store), "held PaymentIntents not decided at the window"
+    )
     facts = await _facts(bridge)
     assert facts >= {("payment.succeeded", "payment:in_1"), *ONE_TIME}
     assert not any("pi_inv" in key for _, key in facts)
@@ -215,7 +206,7 @@ async def test_invoice_events_during_a_slow_lookup_give_one_fact(
     client = await aiohttp_client(bridge.web_app())
     feed = StripeFeed("basil")
     await _post(client, _one_time(feed, "pi_inv"), clock)
-    await _until(lambda: asyncio.sleep(0, bool(stripe.calls)), "no look-up started")
+    await wait_until(lambda: bool(stripe.calls), "no look-up started")
 
     await _post(client, _invoice_paid(feed, "in_1"), clock)  # during the look-up
     feed.emit("invoice_payment.paid", invoice_payment("in_1", "pi_inv", 4200))
@@ -223,7 +214,7 @@ async def test_invoice_events_during_a_slow_lookup_give_one_fact(
         await _post(client, feed.events[-1], clock)
     stripe.gate.set()
 
-    await _until(lambda: _no_holds(bridge), "held PaymentIntent never decided")
+    await wait_until(lambda: nothing_held(bridge.store), "held PaymentIntent never decided")
     payments = [k for t, k in await _facts(bridge) if t.startswith("payment")]
     assert payments == ["payment:in_1"]
     await _post(client, feed.events[-1], clock)  # invoice_payment.paid after the look-up
@@ -240,7 +231,7 @@ async def test_restart_between_hold_and_lookup_only_delays_the_decision(
     first = await _bridge(tmp_path, server, clock)
     client = await aiohttp_client(first.web_app())
     await _post(client, _one_time(StripeFeed("basil"), "pi_1"), clock)
-    await _until(lambda: asyncio.sleep(0, bool(stripe.calls)), "no look-up started")
+    await wait_until(lambda: bool(stripe.calls), "no look-up started")
     await client.close()  # stops the first instance with its hold claimed
 
     clock.offset += first.lease_s + 1  # its lease expires; the window (120 s) has not ended
@@ -248,7 +239,9 @@ async def test_restart_between_hold_and_lookup_only_delays_the_decision(
     second = await _bridge(tmp_path, server, clock)
     await aiohttp_client(second.web_app())
 
-    await _until(lambda: _no_holds(second), "the second instance never decided the hold")
+    await wait_until(
+        lambda: nothing_held(second.store), "the second instance never decided the hold"
+    )
     assert await _facts(second) == ONE_TIME and len(stripe.calls) == 2
 
 
@@ -285,7 +278,9 @@ async def test_scenario_with_lookups_gives_exact_facts_without_waiting_for_the_w
     for event in sent:
         await _post(client, event, clock)
 
-    await _until(lambda: _no_holds(bridge), "held PaymentIntents not decided by look-ups")
+    await wait_until(
+        lambda: nothing_held(bridge.store), "held PaymentIntents not decided by look-ups"
+    )
     stored = await bridge.store.list_events(limit=None)
     assert {(e.type, e.dedupe_key) for e in stored.items} == scenario.expected(*stream)
     assert len(stored.items) == len(scenario.expected(*stream))

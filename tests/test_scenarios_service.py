@@ -4,9 +4,7 @@ canonical facts are exactly the expected ones."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from bridge.service import Bridge
 from tests.adapters.stripe_scenarios import SCENARIOS, STREAM_IDS, STREAMS, Stream
 from tests.conftest import make_config, post_stripe
-from tests.receivers import OffsetClock
+from tests.receivers import OffsetClock, nothing_held, wait_until
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=STREAM_IDS)
@@ -40,10 +38,8 @@ async def test_scenario_through_service_gives_exact_facts(
         status, _ = await post_stripe(client, event)
         assert status == 200
     clock.offset = 60.0
-    deadline = time.monotonic() + 10
-    while (await bridge.store.counts())["held"]:  # the dispatcher's next poll decides them
-        assert time.monotonic() < deadline, "held PaymentIntent decisions never resolved"
-        await asyncio.sleep(0.05)
+    # the correlation loop's next round decides them
+    await wait_until(lambda: nothing_held(bridge.store), "held PaymentIntents never decided")
     stored = await bridge.store.list_events(limit=None)
     facts = {(e.type, e.dedupe_key) for e in stored.items}
     assert facts == scenario.expected(*stream)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from adapters.stripe_setup import event_types
 from bridge.cli import main
 from tests.conftest import STRIPE_SECRET, BridgeFactory
+from tests.receivers import wait_until
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 KEY = "rk_test_local_setup_check"
@@ -113,10 +114,10 @@ async def test_startup_log_warns_about_the_endpoints_missing_types(
         key=KEY,
         base=str(server.make_url("")).rstrip("/"),
     )
-    deadline = asyncio.get_running_loop().time() + 10
-    while not any("not subscribed to" in r.getMessage() for r in caplog.records):
-        assert asyncio.get_running_loop().time() < deadline, "no start-up warning"
-        await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: any("not subscribed to" in r.getMessage() for r in caplog.records),
+        "no start-up warning",
+    )
     message = next(r.getMessage() for r in caplog.records if "not subscribed" in r.getMessage())
     assert "we_ours" in message and "invoice_payment.paid" in message and KEY not in message
 

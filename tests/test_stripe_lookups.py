@@ -3,8 +3,6 @@ server: the basil PaymentIntent → invoice look-up, and `paybridge reconcile`."
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from adapters.stripe_samples import sample_event
 from bridge.reconcile import reconcile
 from tests.conftest import BridgeFactory, post_stripe
+from tests.receivers import nothing_held, wait_until
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 KEY = "sk_test_local_lookup"
@@ -45,10 +44,7 @@ def _fake_stripe(events: list[dict[str, Any]], paying: dict[str, str]) -> web.Ap
 
 
 async def _wait_decided(bridge: Any) -> None:
-    deadline = time.monotonic() + 10
-    while (await bridge.store.counts())["held"]:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: nothing_held(bridge.store), "held PaymentIntents never decided")
 
 
 async def test_basil_payment_intent_paying_an_invoice_is_dropped_after_lookup(
@@ -145,10 +141,11 @@ async def test_thin_event_is_fetched_durably_and_normalized(
     for body in (_thin_event("evt_thin_a", "sub_thin"), _thin_event("evt_thin_b", "sub_gone")):
         status, data = await post_stripe(client, body)
         assert status == 200 and data["events"] == []  # acked now, fetched after
-    deadline = time.monotonic() + 10
-    while (await bridge.store.counts())["pending_fetch"]:
-        assert time.monotonic() < deadline, "thin events never fetched"
-        await asyncio.sleep(0.05)
+
+    async def all_fetched() -> bool:
+        return not (await bridge.store.counts())["pending_fetch"]
+
+    await wait_until(all_fetched, "thin events never fetched")
     facts = {(e.type, e.dedupe_key) for e in (await bridge.store.list_events(limit=None)).items}
     assert facts == {
         ("customer.subscription.created", "sub:sub_thin:created"),
