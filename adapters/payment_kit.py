@@ -1,4 +1,4 @@
-"""Payment Kit (ArcBlock) inbound: three body shapes, two signature schemes (EVENTS.md).
+"""Payment Kit (ArcBlock) inbound: three body shapes, two signature schemes (docs/events.md).
 
 Shapes, told apart by their own fields (a body with markers of two shapes is refused):
 

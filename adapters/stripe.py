@@ -163,7 +163,7 @@ def snapshot_from_thin(event: ProviderEvent, related_object: dict[str, Any]) -> 
 
 
 class StripeAdapter:
-    """Stripe webhooks → canonical events (EVENTS.md). Pure: no I/O, clock injected through
+    """Stripe webhooks → canonical events (docs/events.md). Pure: no I/O, clock injected through
     :attr:`InboundRequest.received_at`."""
 
     name: Source = "stripe"

@@ -1,4 +1,4 @@
-"""Field access that hides Stripe's API-version shapes (EVENTS.md, "Shapes differ by API version").
+"""Field access that hides how Stripe's API versions shape the same object differently.
 
 Before ``2025-03-31.basil`` an invoice names its subscription (``invoice.subscription``) and its
 PaymentIntent (``invoice.payment_intent``), and a PaymentIntent names its invoice

@@ -182,13 +182,10 @@ def freeze_gc_after_startup(app: web.Application) -> None:
     collect the young generation every 20,000 new container objects instead of every 700.
 
     What start-up loaded lives as long as the process; left in place, every full collection
-    walks it again and stalls the event loop for tens of milliseconds (measured 45–70 ms on the
-    benchmark machine), which is most of a 50 ms latency budget. A request's objects (the parsed
-    event, its canonical events) are freed by reference counting, not by the collector: under
-    load the default threshold ran a young collection every ~20 requests, ~8 µs of CPU per
-    request (measured with ``gc.callbacks``) to find a few hundred cyclic objects in 23,000
-    requests. ``paybridge serve`` does this; an application embedding paybridge can call it
-    on its own app, last."""
+    walks it again and stalls the event loop for tens of milliseconds. A request's objects are
+    freed by reference counting, so frequent young collections find almost nothing (figures in
+    bench/PERFORMANCE.md, "Measurements behind the code"). ``paybridge serve`` does this; an
+    application embedding paybridge can call it on its own app, last."""
 
     async def freeze(_app: web.Application) -> None:
         gc.collect()

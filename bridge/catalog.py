@@ -41,7 +41,7 @@ def _specs(origin: Origin, *rows: tuple[str, str]) -> list[EventSpec]:
     return [EventSpec(t, d, origin) for t, d in rows]
 
 
-# Produced from Stripe (by the rules of EVENTS.md) and passed through from Payment Kit.
+# Produced from Stripe (by the rules in docs/events.md) and passed through from Payment Kit.
 _NORMALIZED = _specs(
     "both",
     (

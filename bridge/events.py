@@ -1,4 +1,4 @@
-"""The canonical event: the one JSON shape paybridge delivers everywhere (DESIGN.md)."""
+"""The canonical event: the one JSON shape paybridge delivers everywhere (docs/events.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def event_id_for(event_type: str, dedupe_key: str) -> str:
     """The deterministic canonical id of the fact ``(event_type, dedupe_key)``: re-ingesting the
     same provider event always yields the same id, which receivers see as ``webhook-id``.
 
-    A fact is a type *and* a key: EVENTS.md gives some facts of different types the same key
+    A fact is a type *and* a key: some facts of different types share a key
     (``customer.subscription.updated`` and ``.recovered`` are both ``stripe:{evt}``)."""
     digest = hashlib.sha256(f"{event_type}\n{dedupe_key}".encode()).hexdigest()
     return "evt_" + digest[:32]

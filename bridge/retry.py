@@ -3,7 +3,7 @@
 Nothing here sleeps, reads a clock or draws random numbers: the dispatcher passes ``now`` and a
 ``rand`` drawn from ``random.random()``, so every branch is testable without patching time.
 
-Delivery semantics (DESIGN.md, "Outbound webhook request"): 2xx is delivered; ``410 Gone``
+Delivery semantics (README, "Delivery semantics"): 2xx is delivered; ``410 Gone``
 disables the endpoint; anything else (1xx, 3xx — redirects are not followed —, other 4xx, 5xx,
 timeouts, connection errors) is retried on the schedule, honouring a clamped ``Retry-After``.
 """

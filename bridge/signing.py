@@ -79,8 +79,8 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
 # hashlib releases the GIL while it hashes 2,048 bytes or more in one call (CPython's
 # HASHLIB_GIL_MINSIZE). For a 3 KB webhook body the release costs more than the hash: on a busy
 # service the event loop then waits for the GIL to come back from the SQLite writer thread,
-# which took it meanwhile (py-spy: hmac was 10 % of the ingest profile, ~8 µs in isolation).
-# Fed in smaller pieces the hash keeps the GIL for the few microseconds it takes.
+# which took it meanwhile. Fed in smaller pieces the hash keeps the GIL for the few
+# microseconds it takes (bench/PERFORMANCE.md, "Measurements behind the code").
 _GIL_KEEPING_CHUNK = 2000
 
 

@@ -1,4 +1,4 @@
-"""Ingress: statuses of DESIGN.md, and that nothing is stored for a rejected request."""
+"""Ingress: the statuses the README promises, and that nothing is stored for a rejected request."""
 
 from __future__ import annotations
 

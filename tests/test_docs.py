@@ -75,7 +75,7 @@ def test_docs_events_table_stripe_column_matches_origin() -> None:
     ],
 )
 def test_docs_events_table_states_the_keys_the_code_uses(event_type: str, key: str) -> None:
-    """The deliberate deviations from EVENTS.md (and the payment keys) are written down."""
+    """The keys that are not the obvious ones (and the payment keys) are written down."""
     assert key in _mapping_rows()[event_type][2]
 
 

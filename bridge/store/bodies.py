@@ -14,10 +14,9 @@ __all__ = ["OBJECT_MARK", "event_from_stored", "object_json", "stored_body"]
 # Most canonical events carry the provider's object as data.object (a subscription event and
 # the "started" derived from it: twice the same ~3 KB). The stores keep the raw request in the
 # inbox anyway, so an event body is stored with every copy of that object's JSON replaced by
-# OBJECT_MARK and a reference to its inbox row, and rebuilt on read. A byte orjson never
-# writes (it escapes control characters), so the replacement is exact both ways. Measured:
-# the SQLite writer spends ~40 % less time per ingested Stripe event (less to write, copy and
-# checkpoint).
+# OBJECT_MARK and a reference to its inbox row, and rebuilt on read: less to write, copy and
+# checkpoint. A byte orjson never writes (it escapes control characters), so the replacement
+# is exact both ways.
 _MIN_SHARED = 256  # smaller objects are not worth a look-up
 
 

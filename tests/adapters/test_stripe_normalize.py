@@ -1,4 +1,4 @@
-"""Rule-by-rule checks of adapters.stripe_normalize (EVENTS.md) beyond the scenarios."""
+"""Rule-by-rule checks of adapters.stripe_normalize (docs/events.md) beyond the scenarios."""
 
 from __future__ import annotations
 

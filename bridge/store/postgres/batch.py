@@ -1,6 +1,6 @@
 """Group commit for PostgreSQL writes that need no transaction of their own.
 
-:class:`Gathered` is SQLite's writer-thread idea on asyncpg: a call waits for the write that
+:class:`BatchedWrites` is SQLite's writer-thread idea on asyncpg: a call waits for the write that
 carries its item; while the writes in flight run, the calls that arrive meanwhile gather for
 the next. No timer, so a lone call is written at once and a burst shares one statement and one
 commit. With ``parallel`` above 1, that many writes may run at once (on as many pooled
@@ -18,13 +18,13 @@ from typing import Generic, TypeVar
 
 from bridge.errors import StoreError
 
-__all__ = ["Gathered"]
+__all__ = ["BatchedWrites"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class Gathered(Generic[T, R]):
+class BatchedWrites(Generic[T, R]):
     """``write(items)`` returns one result per item, or an exception for that item alone;
     an exception raised by ``write`` itself fails every item of the batch (StoreError)."""
 

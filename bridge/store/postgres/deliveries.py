@@ -16,7 +16,7 @@ from bridge.store.planning import (
     resend_targets,
     streak_update,
 )
-from bridge.store.postgres.batch import Gathered
+from bridge.store.postgres.batch import BatchedWrites
 from bridge.store.postgres.pool import PgPool
 from bridge.store.postgres.reads import EVENT_SQL, LIVE
 from bridge.store.postgres.subscribers import SubscriberCache
@@ -46,17 +46,17 @@ _Row = tuple[int, int, int | None, float | None, str | None, str | None, float]
 
 
 class DeliveredOutcomes:
-    """Writes the outcomes of delivered attempts together (:class:`Gathered`): at 5,000
+    """Writes the outcomes of delivered attempts together (:class:`BatchedWrites`): at 5,000
     deliveries/s a round trip per outcome was most of what PostgreSQL fan-out cost."""
 
     def __init__(self, db: PgPool, on_streak_cleared: Callable[[], None]) -> None:
         self._db = db
         self._cleared = on_streak_cleared
-        self._gathered: Gathered[_Row, None] = Gathered(self._write)
+        self._batched: BatchedWrites[_Row, None] = BatchedWrites(self._write)
 
     async def record(self, row: _Row) -> None:
         """Raises :class:`StoreError` when the statement carrying ``row`` failed."""
-        await self._gathered.submit(row)
+        await self._batched.submit(row)
 
     async def _write(self, rows: list[_Row]) -> list[None]:
         columns = [list(col) for col in zip(*rows, strict=True)]

@@ -18,7 +18,7 @@ from bridge.store.base import Delivery, InboxRecord, IngestResult
 from bridge.store.bodies import stored_body
 from bridge.store.parts import Writing
 from bridge.store.planning import inbox_status, leased_deliveries, new_in_order, plan_deliveries
-from bridge.store.postgres.batch import Gathered
+from bridge.store.postgres.batch import BatchedWrites
 from bridge.store.postgres.links import lock, read_known, write_plan
 from bridge.store.postgres.pool import PgPool
 from bridge.store.postgres.subscribers import SubscriberCache
@@ -53,7 +53,7 @@ _INSERT_DELIVERIES = (
 # Requests whose events nobody subscribes to and that touch no PaymentIntent decision (the usual
 # Stripe event: most types have no subscriber) need no transaction of their own: a statement is
 # atomic, so each is kept whole or not at all. Those arriving together are stored by one
-# statement (:class:`bridge.store.postgres.batch.Gathered`): the inbox rows in key order (two
+# statement (:class:`bridge.store.postgres.batch.BatchedWrites`): the inbox rows in key order (two
 # instances inserting overlapping provider events never wait on each other in a cycle; a
 # provider event twice in the batch is won by its first occurrence), then the events of the
 # requests whose inbox row is new, under the same sorted advisory locks as _INSERT_EVENTS, in
@@ -88,7 +88,8 @@ _INGEST_MANY = (
     " WHERE (SELECT n FROM locked) >= 0 ORDER BY req, eo ON CONFLICT DO NOTHING RETURNING id)"
     " SELECT ARRAY(SELECT o FROM won) AS won, ARRAY(SELECT id FROM ev) AS new"
 )
-_Alone = tuple[InboxRecord, Normalized, float]
+# A request the shared statement stores (no transaction of its own): record, normalized, now.
+_StatementOnly = tuple[InboxRecord, Normalized, float]
 # The first attempt of each leased endpoint delivery, recorded in the ingest transaction so the
 # dispatcher sends it without another commit.
 _INSERT_FIRST_ATTEMPTS = (
@@ -140,20 +141,19 @@ class PgIngest:
     def __init__(self, db: PgPool, cache: SubscriberCache) -> None:
         self._db = db
         self._cache = cache
-        # Two statements in flight: measured +8-24 % ingests/s over one (interleaved runs), no
-        # further gain from four.
-        self._alone_ingests: Gathered[_Alone, IngestResult] = Gathered(
-            self._write_alone, parallel=2
+        # Two statements in flight (bench/PERFORMANCE.md, "Measurements behind the code").
+        self._statement_ingests: BatchedWrites[_StatementOnly, IngestResult] = BatchedWrites(
+            self._write_statement_only, parallel=2
         )
 
     async def ingest(self, record: InboxRecord, normalized: Normalized, w: Writing) -> IngestResult:
         """See :meth:`Store.ingest`; raises :class:`StoreError` (nothing is then kept)."""
-        if await self._alone(normalized, w.local):
-            return await self._alone_ingests.submit((record, normalized, w.now))
+        if await self._statement_only(normalized, w.local):
+            return await self._statement_ingests.submit((record, normalized, w.now))
         async with self._db.tx() as conn:
             return await self.tx(conn, record, normalized, w)
 
-    async def _alone(self, n: Normalized, local: frozenset[str]) -> bool:
+    async def _statement_only(self, n: Normalized, local: frozenset[str]) -> bool:
         """Whether ``n`` can be stored by :data:`_INGEST_MANY`: nothing for the PaymentIntent
         rule, and no subscriber (endpoint, or a handler here or elsewhere) wants any of its
         events."""
@@ -167,9 +167,11 @@ class PgIngest:
                 subs = await self._cache.get(conn)
         return not plan_deliveries(n.events, subs, local)
 
-    async def _write_alone(self, items: list[_Alone]) -> list[IngestResult | BaseException]:
-        """Store requests that need no transaction (:meth:`_alone`): one statement for all.
-        When it fails, each is tried on its own, so a request that cannot be stored fails
+    async def _write_statement_only(
+        self, items: list[_StatementOnly]
+    ) -> list[IngestResult | BaseException]:
+        """Store requests that need no transaction (:meth:`_statement_only`): one statement
+        for all. When it fails, each is tried on its own, so a request that cannot be stored fails
         alone."""
         try:
             return await self._ingest_many(items)
@@ -184,7 +186,7 @@ class PgIngest:
                 out.append(exc)
         return out
 
-    async def _ingest_many(self, items: list[_Alone]) -> list[IngestResult | BaseException]:
+    async def _ingest_many(self, items: list[_StatementOnly]) -> list[IngestResult | BaseException]:
         inbox: list[list[Any]] = []
         events: list[list[Any]] = []
         bodies: list[bytes] = []

@@ -4,10 +4,10 @@ Callers submit a function ``fn(conn, *args)``; the thread drains everything wait
 all inside one transaction, commits once, and then resolves every caller's future. A failing
 function undoes only its own work: the group is then run again with a SAVEPOINT per function
 (``_run_all``); a failing COMMIT fails the whole group. An idle store commits a lone request at
-once; after a group that had company, the next waits up to 2 ms for more (``_COMMIT_DELAY_S``),
-so requests arriving a few milliseconds apart share an fsync; a group already large stops
-waiting at the first 0.5 ms lull. A fixed timer on every commit would halve throughput
-(see bench/PERFORMANCE.md).
+once; after a shared group (more than one request), the next waits up to 2 ms for more
+(``_COMMIT_DELAY_S``), so requests arriving a few milliseconds apart share an fsync; a group
+already large stops waiting at the first 0.5 ms lull. A fixed timer on every commit would
+halve throughput (see bench/PERFORMANCE.md).
 
 Durable and bookkeeping work: with ``synchronous=full`` a group that holds at least one
 ``durable`` job (an ingest, an admin change) is fsynced before anyone hears of it; a group of
@@ -48,7 +48,7 @@ _Result = tuple["asyncio.Future[Any]", Any, BaseException | None]
 _STOP = object()
 _FINISH_CHECKPOINT = object()
 _MAX_BATCH = 512
-# Commit delay (PostgreSQL's ``commit_delay`` idea): when the previous group had company (more
+# Commit delay (PostgreSQL's ``commit_delay`` idea): when the previous group was shared (more
 # than one job, or more work already waiting when it committed), a new group waits up to
 # _COMMIT_DELAY_S for more work before it commits. At 500 requests/s (one every 2 ms) every
 # request otherwise committed alone: an fsync and the same index pages rewritten into the WAL per
@@ -58,8 +58,8 @@ _COMMIT_DELAY_S = 0.002
 # Once a group holds _BUSY_BATCH jobs, it stops gathering at the first gap of _BUSY_LULL_S
 # between jobs: under a burst the jobs come every ~0.2 ms, and after the last client's request
 # is in, the rest of the 2 ms delay was spent with every connection waiting on this group
-# (measured: 40 % of groups ended by that timeout, ~6 % of the wall time; +5-11 % ingests/s in
-# four interleaved pairs without it). Small groups (500 requests/s) keep the full delay.
+# (bench/PERFORMANCE.md, "Measurements behind the code"). Small groups (500 requests/s) keep
+# the full delay.
 _BUSY_BATCH = 8
 _BUSY_LULL_S = 0.0005
 _CHECKPOINT_INTERVAL_S = 0.25
@@ -206,7 +206,7 @@ class SqliteWorker:
             self._ready.set()
             return
         self._ready.set()
-        company = False
+        last_group_shared = False
         try:
             while True:
                 first = self._queue.get()
@@ -217,7 +217,7 @@ class SqliteWorker:
                     continue
                 batch: list[_Job] = [first]
                 stop = checkpoint = False
-                wait_until = time.monotonic() + _COMMIT_DELAY_S if company else 0.0
+                wait_until = time.monotonic() + _COMMIT_DELAY_S if last_group_shared else 0.0
                 while len(batch) < _MAX_BATCH:
                     until = wait_until
                     if len(batch) >= _BUSY_BATCH:  # a busy store: stop at the first lull
@@ -234,7 +234,7 @@ class SqliteWorker:
                         continue
                     batch.append(nxt)
                 self._run_batch(conn, batch)
-                company = len(batch) > 1 or not self._queue.empty()
+                last_group_shared = len(batch) > 1 or not self._queue.empty()
                 if checkpoint:
                     self._finish_checkpoint(conn)
                 if stop:
