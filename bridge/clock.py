@@ -1,9 +1,10 @@
 """Time as paybridge reads and waits for it, injected so tests drive it instead of sleeping.
 
 A :class:`Clock` is called for wall time (unix seconds: what is stored and signed), gives
-monotonic time (for ages and leases measured here) and waits for an event with a timeout (the
-poll loops). :data:`SYSTEM_CLOCK` is the real one; tests pass one they advance by hand. A plain
-``() -> float`` is accepted where a clock is (:func:`as_clock`): it replaces wall time only.
+monotonic time (for ages and leases measured here), waits for an event with a timeout (the
+poll loops) and sleeps (the periodic jobs). :data:`SYSTEM_CLOCK` is the real one; tests pass
+one they advance by hand. A plain ``() -> float`` is accepted where a clock is
+(:func:`as_clock`): it replaces wall time only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Clock(Protocol):
         """Wait until ``event`` is set (True) or ``timeout_s`` of this clock pass (False)."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Return once ``seconds`` of this clock have passed."""
+        ...
+
 
 class SystemClock:
     """The machine's clocks: :func:`time.time`, :func:`time.monotonic`, asyncio timeouts."""
@@ -43,6 +48,9 @@ class SystemClock:
                 await event.wait()
                 return True
         return False
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 SYSTEM_CLOCK: Clock = SystemClock()

@@ -31,6 +31,7 @@ import orjson
 from multidict import CIMultiDict
 
 from adapters.base import InboundRequest
+from bridge.clock import SYSTEM_CLOCK, Clock, as_clock
 from bridge.config import Config, StripeSourceConfig
 from bridge.errors import InboundError
 from bridge.logs import transition
@@ -255,10 +256,10 @@ class Reconciler:
         ingest: Callable[[InboundRequest], Awaitable[IngestResult]],
         *,
         owner: str,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] = SYSTEM_CLOCK,
     ) -> None:
         self._store, self._cfg, self._ingest = store, cfg, ingest
-        self._owner, self._clock = owner, clock
+        self._owner, self._clock = owner, as_clock(clock)
         self.every_s = cfg.reconcile_every_s
         self._lease_s = max(120.0, (self.every_s or 0) / 2)
         self._task: asyncio.Task[None] | None = None
@@ -285,7 +286,7 @@ class Reconciler:
                 await self.run_once()
             except Exception as exc:  # logged, retried next period: the loop must survive
                 transition(log, "reconcile_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(self.every_s)
+            await self._clock.sleep(self.every_s)
 
     async def _pass(self, gte: float) -> ReconcileReport:
         from adapters.stripe_api import make_client

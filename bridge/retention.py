@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from bridge.clock import Clock, as_clock
 from bridge.config import RetentionConfig
 from bridge.errors import StoreError
 from bridge.metrics import Metrics
@@ -34,13 +35,13 @@ class Pruner:
         store: Store,
         retention: RetentionConfig,
         *,
-        clock: Callable[[], float],
+        clock: Clock | Callable[[], float],
         metrics: Metrics | None = None,
         window_rows: int = WINDOW_ROWS,
     ) -> None:
         self._store = store
         self._retention = retention
-        self._clock = clock
+        self._clock = as_clock(clock)
         self._metrics = metrics
         self._window = window_rows
 
@@ -76,7 +77,7 @@ class Pruner:
         """Run every ``every_s`` seconds (the first after ``every_s``) until cancelled; a
         failing run is logged and retried at the next turn."""
         while True:
-            await asyncio.sleep(every_s)
+            await self._clock.sleep(every_s)
             try:
                 counts = await self.run()
             except StoreError as exc:

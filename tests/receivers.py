@@ -210,6 +210,9 @@ class ManualClock:
             was_set.cancel()
         return event.is_set()
 
+    async def sleep(self, seconds: float) -> None:
+        await self.wait(asyncio.Event(), seconds)
+
 
 class OffsetClock(SystemClock):
     """The real clock with wall time moved on by ``offset`` (a test jumps past a window while

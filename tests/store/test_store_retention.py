@@ -4,6 +4,8 @@ and PostgreSQL, on a clock the test drives."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from adapters.base import Normalized
@@ -12,6 +14,7 @@ from bridge.metrics import Metrics
 from bridge.retention import Pruner
 from bridge.store.base import DeliveryOutcome, InboxRecord, IngestResult, Store
 from bridge.store.retention import DAY_S
+from tests.receivers import ManualClock, wait_until
 from tests.store.store_factories import LEASE_S, NOW, endpoint, event, normalized, pi_decision
 
 OK = DeliveryOutcome(delivered=True, status_code=200, duration_ms=1.0)
@@ -118,3 +121,27 @@ async def test_a_pruned_fact_is_still_a_duplicate_inside_the_inbox_window(store:
     counts = await pruner.run()
     assert (counts.events, counts.inbox) == (0, 1)
     assert (await store.counts())["inbox"] == 1  # evt_payment_succeeded, received on day 2
+
+
+async def test_the_pruner_runs_once_per_period_of_its_clock(store: Store) -> None:
+    clock = ManualClock()
+    clock.now = NOW
+    await store.put_subscriber(endpoint("we_1"))
+    delivered = await _ingest(store, "evt_a", normalized(event("a")), NOW)
+    await _finish(store, delivered, OK, NOW)
+    clock.advance(31 * DAY_S)  # past events_days: the next run prunes evt_a
+    loop = asyncio.ensure_future(Pruner(store, RetentionConfig(), clock=clock).run_forever(DAY_S))
+    try:
+        await asyncio.sleep(0)  # the loop starts its first period
+        assert await store.get_event(delivered.events[0].id) is not None
+        clock.advance(DAY_S)
+        await wait_until(
+            lambda: _gone(store, delivered.events[0].id), "no run at the end of the period"
+        )
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+
+async def _gone(store: Store, event_id: str) -> bool:
+    return await store.get_event(event_id) is None
