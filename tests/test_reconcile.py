@@ -5,6 +5,8 @@ pagination, a failing API) and the `paybridge reconcile` command's terminal prog
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from adapters.stripe_samples import sample_event
+from bridge.config import Config
 from bridge.reconcile import (
     FIRST_LOOKBACK_S,
     JOB,
@@ -26,8 +29,10 @@ from bridge.reconcile import (
     Checkpoint,
     Reconciler,
     pass_start,
+    run_reconcile,
 )
 from bridge.service import Bridge
+from bridge.store.sqlite import SqliteStore
 from tests.conftest import make_config, post_stripe
 from tests.operator import ROOT, write_config
 from tests.receivers import ManualClock, wait_until
@@ -243,3 +248,98 @@ async def test_reconcile_cli_shows_progress_on_a_terminal_and_a_summary(
         "\rreconcile: 120 listed, 119 new, 1 already stored, 0 failed\r\n"
     )  # the terminal turns the final newline into CR LF
     assert (await bridge.store.counts())["inbox"] == 120
+
+
+async def test_reconcile_lease_taken_over_mid_pass_stops_it(world: WorldFactory) -> None:
+    """This instance stalls past its lease in mid-pass and another takes the job: at its next
+    renewal it stops instead of running beside the other, and checkpoints nothing."""
+    w = await world(150)
+    bridge, clock = w.bridge, w.clock
+    fed = 0
+
+    async def ingest_then_stall(request: Any) -> Any:
+        nonlocal fed
+        fed += 1
+        if fed == 50:
+            clock.advance(1000)  # longer than the lease
+            taken = await bridge.store.acquire_job(JOB, owner="other", now=clock.now, lease_s=600)
+            assert taken is not None
+        return await bridge.ingest("stripe", request)
+
+    stripe_cfg = bridge.config.sources.stripe
+    assert stripe_cfg is not None
+    reconciler = Reconciler(
+        bridge.store, stripe_cfg, ingest_then_stall, owner="instance-a", clock=clock
+    )
+    with pytest.raises(RuntimeError, match="lease lost"):
+        await reconciler.run_once()
+    assert fed == 100
+    held = await bridge.store.acquire_job(JOB, owner="other", now=clock.now, lease_s=600)
+    assert held is not None and held.checkpoint is None
+
+
+async def test_reconcile_refused_event_is_counted_and_the_pass_goes_on(
+    world: WorldFactory,
+) -> None:
+    w = await world(3)
+    del w.api.events[1]["type"]  # an event the Stripe adapter refuses
+    report = await _reconciler(w.bridge).run_once()
+    assert report is not None and (report.listed, report.new, report.failed) == (3, 2, 1)
+
+
+async def test_reconcile_loop_logs_a_failing_api_and_survives(
+    world: WorldFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.reconcile")
+    w = await world(1, every_s=3600, fail_from_call=1)
+
+    async def failed() -> bool:
+        return any(r.getMessage().startswith("reconcile_failed") for r in caplog.records)
+
+    await wait_until(failed, "a reconcile_failed line")
+    line = next(r for r in caplog.records if r.getMessage().startswith("reconcile_failed"))
+    assert line.levelno == logging.WARNING and "APIError" in line.getMessage()
+    assert KEY not in line.getMessage()
+    await w.bridge.stop()
+
+
+async def test_reconcile_on_without_api_key_warns_and_lists_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_config(tmp_path).sources.stripe
+    assert cfg is not None and cfg.api_key is None
+    store = SqliteStore(str(tmp_path / "paybridge.db"))
+    calls: list[Any] = []
+
+    async def ingest(request: Any) -> Any:
+        calls.append(request)
+
+    on = cfg.model_copy(update={"reconcile_every_s": 60.0})
+    reconciler = Reconciler(store, on, ingest, owner="a")
+    await reconciler.start()
+    await reconciler.stop()
+    assert "api_key is not" in caplog.text and calls == []
+
+
+def _run_cli(config: Config, since: str, to: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()  # not terminals: no progress, only the summary
+    code = run_reconcile(config, since=since, to=to, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_reconcile_command_summary_and_failures(world: WorldFactory, tmp_path: Path) -> None:
+    w = await world(3)
+    del w.api.events[0]["type"]  # the service answers 400: counted as failed, exit 1
+    to = str(w.client.make_url("/webhooks/stripe"))
+    code, out, err = await asyncio.to_thread(_run_cli, w.bridge.config, "1d", to)
+    assert (code, err) == (1, "")
+    assert out == "reconciled: 3 listed, 2 new, 0 already stored, 1 failed\n"
+
+    w.api.fail_from_call = len(w.api.calls) + 1
+    code, out, err = await asyncio.to_thread(_run_cli, w.bridge.config, "1d", to)
+    assert code == 1 and out == "" and err.startswith("reconcile: Stripe API call failed: APIError")
+    code, _, err = await asyncio.to_thread(_run_cli, w.bridge.config, "a while", to)
+    assert code == 1 and "duration" in err
+    no_key = make_config(tmp_path)  # the test config: no api_key
+    code, _, err = await asyncio.to_thread(_run_cli, no_key, "1d", to)
+    assert code == 1 and "needs sources.stripe.api_key" in err
