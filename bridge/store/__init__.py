@@ -1,5 +1,5 @@
 """Stores: one contract (:mod:`bridge.store.base`), an embedded SQLite implementation and a
-PostgreSQL one for several instances. :func:`open_store` picks one from ``store.url``."""
+PostgreSQL one for several instances. :func:`create_store` picks one from ``store.url``."""
 
 from __future__ import annotations
 
