@@ -30,6 +30,7 @@ from tests.conftest import BridgeFactory, admin_headers, post_stripe, stripe_eve
 from tests.raw_receivers import (
     FqdnResolver,
     RawReceiver,
+    Script,
     raw_receiver,
     read_request,
     replying,
@@ -118,7 +119,7 @@ async def _endless_header_lines(
 
 @pytest.mark.parametrize("script", [_endless_header_value, _endless_header_lines])
 async def test_endless_response_head_fails_the_attempt_with_memory_bounded_and_loop_running(
-    script: Any,
+    script: Script,
 ) -> None:
     async with raw_receiver(replying(OK_REPLY)) as warm, _sender() as sender:
         assert (await sender.send(_sub(warm.url), _event())).status == 200  # session warmed up
@@ -232,7 +233,7 @@ async def _half_a_body(r: asyncio.StreamReader, w: asyncio.StreamWriter, rcv: Ra
 
 
 @pytest.mark.parametrize("script", [_never_answers, _half_a_body], ids=["no-head", "mid-body"])
-async def test_cancelled_attempt_closes_its_connection(script: Any) -> None:
+async def test_cancelled_attempt_closes_its_connection(script: Script) -> None:
     async with raw_receiver(script) as rcv, _sender(timeout_s=30.0) as sender:
         attempt = asyncio.create_task(sender.send(_sub(rcv.url), _event()))
 
