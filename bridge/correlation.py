@@ -75,6 +75,7 @@ class Correlator:
         self._stopping = False
         self._invoice_payment_seen = False
         self._match_warned_at: float | None = None
+        self._forgotten_at: float | None = None  # when old invoice payments were last deleted
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -172,9 +173,16 @@ class Correlator:
         """One round: decide or look up the holds that are due, fetch pending thin events,
         refresh the held-decision gauges."""
         await asyncio.gather(self.decide_due(), self.fetch_pending())
+        now = self.clock()
         waiting, oldest = await self.store.held_summary()
         self.metrics.held_waiting.set(waiting)
-        self.metrics.held_oldest.set(0.0 if oldest is None else max(0.0, self.clock() - oldest))
+        self.metrics.held_oldest.set(0.0 if oldest is None else max(0.0, now - oldest))
+        if self._forgotten_at is None or now - self._forgotten_at >= self.window_s:
+            self._forgotten_at = now
+            # A hold matches invoice payments seen from one window before it was held.
+            await self.store.forget_invoice_payments(
+                seen_before=min(now, oldest if oldest is not None else now) - self.window_s
+            )
 
     # -- held PaymentIntents --------------------------------------------------------------------
     async def decide_due(self) -> int:

@@ -14,7 +14,13 @@ from pytest_aiohttp import AiohttpClient
 
 from bridge.correlation import MATCH_WARNING_EVERY_S
 from bridge.service import Bridge
-from tests.adapters.scenarios.stripe_factories import StripeFeed, invoice_payment, payment_intent
+from tests.adapters.scenarios.stripe_factories import (
+    StripeFeed,
+    invoice,
+    invoice_payment,
+    payment_intent,
+    price,
+)
 from tests.conftest import make_config, post_stripe
 from tests.receivers import OffsetClock, nothing_held, wait_until
 
@@ -104,3 +110,19 @@ async def test_no_match_warning_once_invoice_payment_events_arrive(
     await _one_time_payment(feed, client, bridge, clock, "pi_1")
 
     assert _warnings(caplog) == 0
+
+
+async def test_invoice_payments_older_than_any_possible_match_are_forgotten(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    bridge, clock, client = await _bridge(tmp_path, aiohttp_client)
+    feed = StripeFeed("basil")
+    lines = [(price("price_Once", 4200, product="prod_Once"), 1)]
+    paid = invoice(feed, "in_1", sub_id=None, billing_reason="manual", status="paid", lines=lines)
+    feed.emit("invoice.paid", paid)
+    assert (await post_stripe(client, feed.events[-1], ts=int(clock())))[0] == 200
+    clock.offset += 61  # two 30 s windows: no PI held now or later can match it
+
+    await bridge.correlation.tick()
+
+    assert await bridge.store.forget_invoice_payments(seen_before=clock()) == 0

@@ -344,6 +344,11 @@ class Store(abc.ABC):
         it was decided already (a link arrived, or another claim won)."""
 
     @abc.abstractmethod
+    async def forget_invoice_payments(self, *, seen_before: float) -> int:
+        """Delete the invoice payments seen before ``seen_before`` (no held outcome can be
+        matched against them any more); returns how many."""
+
+    @abc.abstractmethod
     async def held_summary(self) -> tuple[int, float | None]:
         """How many outcomes are held now, and when the oldest was held (None: none)."""
 

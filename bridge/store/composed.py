@@ -113,6 +113,9 @@ class ComposedStore(Store):
     async def held_summary(self) -> tuple[int, float | None]:
         return await self._correlation.held_summary()
 
+    async def forget_invoice_payments(self, *, seen_before: float) -> int:
+        return await self._correlation.forget_invoice_payments(seen_before)
+
     async def claim_pending_fetches(
         self, *, now: float, owner: str, lease_s: float, limit: int
     ) -> list[InboxRecord]:

@@ -4,7 +4,7 @@ match at the window's end. Every test runs against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from adapters.base import Normalized
+from adapters.base import Link, Normalized
 from bridge.holds import Answer
 from bridge.store.base import IngestResult, Store
 from tests.store.store_factories import (
@@ -279,3 +279,14 @@ async def test_invoice_payment_reported_twice_is_kept_once(store: Store) -> None
     results = await _decide_all(store)
 
     assert sorted(len(r.events) for r in results) == [0, 1]
+
+
+async def test_forget_invoice_payments_deletes_only_those_seen_before(store: Store) -> None:
+    await ingest(store, "evt_old", invoice_paid("in_old", pay_key()), now=NOW - 100)
+    await ingest(store, "evt_new", invoice_paid("in_new", pay_key()))
+
+    assert await store.forget_invoice_payments(seen_before=NOW - 50) == 1
+    assert await store.forget_invoice_payments(seen_before=NOW - 50) == 0
+    await ingest(store, "evt_pi", pi_decision("pi_1", key=pay_key()))
+    (res,) = await _decide_all(store)
+    assert res.verdict is not None and res.verdict.link == Link("pi_1", "in_new")

@@ -141,6 +141,14 @@ class PgCorrelation:
             new, deliveries = await self._ingest.insert_events(conn, events, w, None)
         return IngestResult(False, new, deliveries, dropped=dropped, verdict=verdict)
 
+    async def forget_invoice_payments(self, seen_before: float) -> int:
+        """See :meth:`Store.forget_invoice_payments`; raises :class:`StoreError`."""
+        async with self._db.tx(durable=False) as conn:
+            gone = await conn.fetch(
+                "DELETE FROM invoice_payments WHERE seen_at < $1 RETURNING 1", seen_before
+            )
+        return len(gone)
+
     async def held_summary(self) -> tuple[int, float | None]:
         """See :meth:`Store.held_summary`; raises :class:`StoreError`."""
         async with self._db.conn() as conn:

@@ -109,6 +109,14 @@ class SqliteCorrelation:
 
         return self._worker.call(tx)
 
+    def forget_invoice_payments(self, seen_before: float) -> asyncio.Future[int]:
+        def tx(conn: _Conn) -> int:
+            return conn.execute(
+                "DELETE FROM invoice_payments WHERE seen_at < ?", (seen_before,)
+            ).rowcount
+
+        return self._worker.call(tx, durable=False)
+
     def held_summary(self) -> asyncio.Future[tuple[int, float | None]]:
         def read(conn: _Conn) -> tuple[int, float | None]:
             n, oldest = conn.execute("SELECT count(*), min(created_at) FROM deferred").fetchone()
