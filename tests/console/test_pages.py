@@ -14,6 +14,14 @@ from tests.receivers import always, fail_first, running, subscription, wait_unti
 Client = TestClient[Any, Any]
 
 
+def _yaml_endpoint(endpoint_id: str, url: str) -> str:
+    """Config YAML with one endpoint subscribed to everything (make_bridge formats it)."""
+    return (
+        f"endpoints:\n  - {{{{id: {endpoint_id}, url: '{url}', enabled_events: ['*'],"
+        " secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==}}\n"
+    )
+
+
 def _sub(sub_id: str, customer: str) -> dict[str, Any]:
     return {**subscription(sub_id), "customer": customer}
 
@@ -30,11 +38,7 @@ def _event_ids(html: str) -> list[str]:
 
 async def test_overview_counts_and_chart(make_bridge: BridgeFactory) -> None:
     async with running(always(500, "down")) as (rx,):
-        _, client = await make_bridge(
-            "endpoints:\n  - {{id: we_down, url: '{url}', enabled_events: ['*'],"
-            " secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==}}\n",
-            url=rx.url(),
-        )
+        _, client = await make_bridge(_yaml_endpoint("we_down", rx.url()))
         await signin(client)
         await _ingest(client, "customer.subscription.created", _sub("sub_1", "cus_1"))
         await rx.wait_count(2)
@@ -91,11 +95,7 @@ async def test_event_detail_shows_json_provider_event_and_attempts(
     make_bridge: BridgeFactory,
 ) -> None:
     async with running(always(503, "try later")) as (rx,):
-        _, client = await make_bridge(
-            "endpoints:\n  - {{id: we_rx, url: '{url}', enabled_events: ['*'],"
-            " secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==}}\n",
-            url=rx.url(),
-        )
+        _, client = await make_bridge(_yaml_endpoint("we_rx", rx.url()))
         await signin(client)
         ids = await _ingest(
             client, "customer.subscription.created", _sub("sub_d", "cus_d"), event_id="evt_src_1"
@@ -113,11 +113,7 @@ async def test_event_detail_shows_json_provider_event_and_attempts(
 
 async def test_resend_to_all_and_to_one_endpoint(make_bridge: BridgeFactory) -> None:
     async with running(always(200)) as (rx,):
-        bridge, client = await make_bridge(
-            "endpoints:\n  - {{id: we_rx, url: '{url}', enabled_events: ['*'],"
-            " secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==}}\n",
-            url=rx.url(),
-        )
+        bridge, client = await make_bridge(_yaml_endpoint("we_rx", rx.url()))
         csrf = await signin(client)
         ids = await _ingest(client, "customer.subscription.created", _sub("sub_r", "cus_r"))
         await rx.wait_count(2)
@@ -220,10 +216,7 @@ async def test_refused_endpoint_form_shows_why_and_writes_nothing(
 
 
 async def test_yaml_endpoints_are_read_only_with_the_reason(make_bridge: BridgeFactory) -> None:
-    bridge, client = await make_bridge(
-        "endpoints:\n  - {{id: we_yaml, url: 'https://billing.example/hook', enabled_events: ['*'],"
-        " secret: whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==}}\n"
-    )
+    bridge, client = await make_bridge(_yaml_endpoint("we_yaml", "https://billing.example/hook"))
     csrf = await signin(client)
     html = await (await client.get("/console/endpoints/we_yaml")).text()
     assert 'id="read-only"' in html and "YAML config" in html
