@@ -8,6 +8,7 @@ import orjson
 
 from bridge.events import OBJECT_MARK, Event
 from bridge.store.base import InboxRecord
+from bridge.store.compression import unpacked
 
 __all__ = ["OBJECT_MARK", "event_from_stored", "object_json", "stored_body"]
 
@@ -55,7 +56,7 @@ def event_from_stored(body: bytes, inbox_payload: bytes | None) -> Event:
     """
     body = bytes(body)
     if inbox_payload is not None and OBJECT_MARK in body:
-        shared = object_json(orjson.loads(inbox_payload))
+        shared = object_json(orjson.loads(unpacked(inbox_payload)))
         if shared is None:
             raise ValueError("stored event refers to an inbox row without its object")
         body = body.replace(OBJECT_MARK, shared)

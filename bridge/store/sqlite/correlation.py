@@ -11,6 +11,7 @@ from bridge.events import Event
 from bridge.holds import Answer, Hold, Seen, Verdict, decide_hold
 from bridge.normalized import Normalized
 from bridge.store.base import InboxRecord, IngestResult
+from bridge.store.compression import unpacked
 from bridge.store.hold_rows import HOLD_COLUMNS, hold_from_row
 from bridge.store.parts import Lease, Writing
 from bridge.store.sqlite.ingest import SqliteIngest
@@ -133,7 +134,7 @@ class SqliteCorrelation:
                 " RETURNING provider, provider_event_id, type, received_at, payload",
                 (lease.owner, lease.until, lease.now, limit),
             ).fetchall()
-            return [InboxRecord(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+            return [InboxRecord(r[0], r[1], r[2], r[3], unpacked(bytes(r[4]))) for r in rows]
 
         return self._worker.call(tx, durable=False)
 

@@ -14,6 +14,7 @@ from bridge.holds import plan_ingest
 from bridge.normalized import Normalized
 from bridge.store.base import Delivery, InboxRecord, IngestResult
 from bridge.store.bodies import stored_body
+from bridge.store.compression import packed
 from bridge.store.parts import Writing
 from bridge.store.planning import inbox_status, leased_deliveries, new_in_order, plan_deliveries
 from bridge.store.sqlite.links import read_known, write_plan
@@ -136,7 +137,7 @@ class SqliteIngest:
                 status,
                 n.ignored_reason,
                 len(n.events),
-                record.payload,
+                packed(record.payload),  # zlib releases the GIL while it compresses
             ),
         )
         if cur.rowcount == 0:
