@@ -4,7 +4,9 @@ in paybridge's own schema (:func:`bridge.store.sqlite.schema.migrate`), without 
 Rows are built from one real request of the bench (parsed and normalized by the real Stripe
 adapter); each copy gets fresh provider ids (the same substitution the load generator uses)
 and fresh canonical ids and dedupe keys, so the indexes hold ``n`` distinct keys. One inbox row
-and its canonical events per copy; no subscribers, so no delivery rows.
+and its canonical events per copy, laid out as the store lays them (the raw request
+compressed, event bodies referring to its object: bridge.store.bodies, compression); no
+subscribers, so no delivery rows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 import bridge  # noqa: F401  (load order: bridge before adapters)
 from adapters.stripe import StripeAdapter
 from bench.payload import BENCH_SECRET, EventFactory
-from bridge.events import event_refs
+from bridge.events import OBJECT_MARK, event_refs
+from bridge.store.bodies import object_json
+from bridge.store.compression import packed
 from bridge.store.sqlite.schema import migrate
 
 __all__ = ["prefill_sqlite"]
@@ -32,7 +36,8 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
     provider = adapter.parse(body)
     events = adapter.normalize(provider).events
     marker = provider.id[len("evt_") :]  # the unique part shared by every id in the template
-    templates = [(e, e.to_json(), event_refs(e)) for e in events]
+    shared = object_json(provider.payload)
+    templates = [(e, _stored(e.to_json(), shared), event_refs(e)) for e in events]
     now = time.time()
     for i in range(n):
         event_id, payload, _ = factory.make(i)
@@ -45,7 +50,7 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
             "processed",
             None,
             len(events),
-            payload,
+            packed(payload),
         )
         rows: list[tuple[object, ...]] = []
         for k, (ev, blob, refs) in enumerate(templates):
@@ -63,9 +68,15 @@ def _rows(n: int, tag: str) -> Iterator[tuple[tuple[object, ...], list[tuple[obj
                         ev.id.encode(), new_id.encode()
                     ),
                     *(r.replace(marker, suffix) if r else None for r in refs),
+                    event_id if OBJECT_MARK in blob else None,
                 )
             )
         yield inbox, rows
+
+
+def _stored(body: bytes, shared: bytes | None) -> bytes:
+    """An event body as the store keeps it: its copy of the request's object left out."""
+    return body.replace(shared, OBJECT_MARK) if shared and shared in body else body
 
 
 def prefill_sqlite(path: Path, n: int, tag: str = "prefill") -> float:
@@ -99,8 +110,8 @@ def _flush(
     )
     conn.executemany(
         "INSERT INTO events (id, dedupe_key, type, source, source_event_id, created,"
-        " stored_at, body, customer, subscription, invoice)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " stored_at, body, customer, subscription, invoice, object_of)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         events,
     )
     conn.execute("COMMIT")
