@@ -137,7 +137,7 @@ class SqliteIngest:
                 status,
                 n.ignored_reason,
                 len(n.events),
-                packed(record.payload),  # zlib releases the GIL while it compresses
+                packed(record.payload),
             ),
         )
         if cur.rowcount == 0:
