@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -118,7 +119,8 @@ async def test_ingress_store_down_is_503_then_recovers(make_bridge: BridgeFactor
     # A real write failure: the database is full (it may not grow by a single page, and the
     # event below needs several).
     await worker.call(lambda conn: conn.execute("PRAGMA max_page_count = 1"))
-    event = stripe_event("customer.subscription.created", {**SUB, "metadata": {"p": "x" * 40000}})
+    pad = secrets.token_urlsafe(30_000)  # random: the inbox's compression cannot shrink it
+    event = stripe_event("customer.subscription.created", {**SUB, "metadata": {"p": pad}})
     status, data = await post_stripe(client, event)
     assert status == 503
     assert data["error"]["type"] == "store_unavailable"

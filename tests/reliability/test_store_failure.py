@@ -10,6 +10,7 @@ new ones (``pg_terminate_backend`` + ``ALLOW_CONNECTIONS false``)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -49,10 +50,14 @@ def _bodies(prefix: str, n: int) -> list[bytes]:
 
 
 def _big_bodies(prefix: str, n: int) -> list[bytes]:
-    """Events too large to fit in a full database (40 KB of metadata each)."""
+    """Events too large to fit in a full database (40 KB of metadata each, random so that the
+    inbox's compression cannot shrink it)."""
     out = []
     for i in range(n):
-        sub = {**subscription(f"sub_{prefix}{i}"), "metadata": {"pad": "x" * 40_000}}
+        sub = {
+            **subscription(f"sub_{prefix}{i}"),
+            "metadata": {"pad": secrets.token_urlsafe(30_000)},
+        }
         out.append(orjson.dumps(stripe_event("customer.subscription.created", sub)))
     return out
 
