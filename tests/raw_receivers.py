@@ -124,6 +124,7 @@ class FqdnResolver(AbstractResolver):
     def __init__(self, table: dict[str, list[str]]) -> None:
         self.table = table
         self.queries: list[str] = []
+        self.closed = False
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -145,7 +146,7 @@ class FqdnResolver(AbstractResolver):
         ]
 
     async def close(self) -> None:
-        return None
+        self.closed = True
 
 
 def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import TestServer
 
 from bridge.errors import UnsafeAddressError, UnsafeURLError
@@ -24,6 +24,7 @@ from bridge.ssrf import (
     resolve_checked,
     ssrf_trace_config,
 )
+from tests.raw_receivers import FqdnResolver
 
 ServerFactory = Callable[..., Coroutine[Any, Any, TestServer]]
 
@@ -56,36 +57,6 @@ FORBIDDEN = [
     "2001:db8::1",  # documentation
 ]
 PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700::1", "::ffff:93.184.216.34", "64:ff9b::808:808"]
-
-
-class StaticResolver(AbstractResolver):
-    """A real resolver over a fixed table, so no test depends on DNS."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.queries: list[str] = []
-        self.closed = False
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.queries.append(host)
-        if host not in self.table:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=0,
-            )
-            for address in self.table[host]
-        ]
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 async def _hello(request: web.Request) -> web.Response:
@@ -158,32 +129,32 @@ async def test_check_url_refuses_forbidden_literal(address: str) -> None:
 
 @pytest.mark.parametrize("url", ["https://93.184.216.34/hook", "https://[2606:4700::1]:8443/"])
 async def test_check_url_allows_public_literal_without_dns(url: str) -> None:
-    resolver = StaticResolver({})
+    resolver = FqdnResolver({})
     await check_url(url, allow_private=False, resolver=resolver)
     assert resolver.queries == []
 
 
 async def test_check_url_refuses_name_resolving_to_private() -> None:
-    resolver = StaticResolver({"internal.example": ["10.1.2.3"]})
+    resolver = FqdnResolver({"internal.example": ["10.1.2.3"]})
     with pytest.raises(UnsafeURLError, match=re.escape("10.1.2.3")):
         await check_url("https://internal.example/hook", allow_private=False, resolver=resolver)
 
 
 async def test_check_url_refuses_name_with_any_private_answer() -> None:
-    resolver = StaticResolver({"mixed.example": ["93.184.216.34", "::ffff:10.0.0.1"]})
+    resolver = FqdnResolver({"mixed.example": ["93.184.216.34", "::ffff:10.0.0.1"]})
     with pytest.raises(UnsafeURLError, match="non-public"):
         await check_url("https://mixed.example/", allow_private=False, resolver=resolver)
 
 
 async def test_check_url_allows_name_resolving_to_public() -> None:
-    resolver = StaticResolver({"hooks.example": ["93.184.216.34", "2606:4700::1"]})
+    resolver = FqdnResolver({"hooks.example": ["93.184.216.34", "2606:4700::1"]})
     await check_url("https://hooks.example/", allow_private=False, resolver=resolver)
     assert resolver.queries == ["hooks.example"]
 
 
 async def test_check_url_refuses_unresolvable_host() -> None:
     with pytest.raises(UnsafeURLError, match="does not resolve"):
-        await check_url("https://nx.example/", allow_private=False, resolver=StaticResolver({}))
+        await check_url("https://nx.example/", allow_private=False, resolver=FqdnResolver({}))
 
 
 async def test_check_url_refuses_localhost_with_default_resolver() -> None:
@@ -192,7 +163,7 @@ async def test_check_url_refuses_localhost_with_default_resolver() -> None:
 
 
 async def test_check_url_allow_private_lets_loopback_through() -> None:
-    resolver = StaticResolver({})
+    resolver = FqdnResolver({})
     await check_url("http://127.0.0.1:8080/", allow_private=True, resolver=resolver)
     await check_url("http://receiver.internal/", allow_private=True, resolver=resolver)
     assert resolver.queries == []
@@ -204,20 +175,20 @@ async def test_check_url_still_checks_syntax_when_private_allowed() -> None:
 
 
 async def test_resolve_checked_returns_the_checked_addresses() -> None:
-    resolver = StaticResolver({"hooks.example": ["93.184.216.34"]})
+    resolver = FqdnResolver({"hooks.example": ["93.184.216.34"]})
     results = await resolve_checked("hooks.example", 443, allow_private=False, resolver=resolver)
     assert [(r["host"], r["port"]) for r in results] == [("93.184.216.34", 443)]
 
 
 async def test_resolve_checked_literal_skips_resolver() -> None:
-    resolver = StaticResolver({})
+    resolver = FqdnResolver({})
     results = await resolve_checked("2606:4700::1", 80, allow_private=False, resolver=resolver)
     assert [(r["host"], r["family"]) for r in results] == [("2606:4700::1", socket.AF_INET6)]
     assert resolver.queries == []
 
 
 async def test_resolve_checked_refuses_empty_answer() -> None:
-    resolver = StaticResolver({"empty.example": []})
+    resolver = FqdnResolver({"empty.example": []})
     with pytest.raises(UnsafeAddressError, match="no address"):
         await resolve_checked("empty.example", 80, allow_private=False, resolver=resolver)
 
@@ -229,7 +200,7 @@ async def test_resolve_checked_refuses_non_canonical_literal(host: str) -> None:
 
 
 async def test_guarded_resolver_closes_only_resolvers_it_created() -> None:
-    injected = StaticResolver({"a.example": ["93.184.216.34"]})
+    injected = FqdnResolver({"a.example": ["93.184.216.34"]})
     guarded = GuardedResolver(allow_private=False, resolver=injected)
     assert len(await guarded.resolve("a.example", 80)) == 1
     await guarded.close()
@@ -246,7 +217,7 @@ async def test_guarded_resolver_default_inner_resolves_localhost() -> None:
 
 async def test_guarded_resolver_refuses_private_answer() -> None:
     guarded = GuardedResolver(
-        allow_private=False, resolver=StaticResolver({"meta.example": ["169.254.169.254"]})
+        allow_private=False, resolver=FqdnResolver({"meta.example": ["169.254.169.254"]})
     )
     with pytest.raises(UnsafeAddressError) as info:
         await guarded.resolve("meta.example", 80)
@@ -254,7 +225,7 @@ async def test_guarded_resolver_refuses_private_answer() -> None:
 
 
 async def test_guarded_session_refuses_name_resolving_to_loopback(server: TestServer) -> None:
-    resolver = StaticResolver({"receiver.test": ["127.0.0.1"]})
+    resolver = FqdnResolver({"receiver.test": ["127.0.0.1"]})
     async with _session(allow_private=False, resolver=resolver) as session:
         with pytest.raises(aiohttp.ClientConnectorError) as info:
             await session.get(f"http://receiver.test:{server.port}/")
@@ -286,7 +257,7 @@ async def test_guarded_session_refuses_mapped_ipv6_literal() -> None:
 async def test_guarded_session_allow_private_connects_to_checked_address(
     server: TestServer,
 ) -> None:
-    resolver = StaticResolver({"receiver.test": ["127.0.0.1"]})
+    resolver = FqdnResolver({"receiver.test": ["127.0.0.1"]})
     async with (
         _session(allow_private=True, resolver=resolver) as session,
         session.get(f"http://receiver.test:{server.port}/") as response,
