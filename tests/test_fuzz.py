@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.base import Normalized, ProviderEvent
+from adapters.payment_kit import PaymentKitAdapter
 from adapters.stripe import StripeAdapter
 from adapters.stripe_samples import SAMPLE_TYPES, sample_event
 from bridge.errors import PayloadError
@@ -313,22 +314,25 @@ def test_fuzz_regression_unit_amount_decimal_is_not_evaluated(decimal: str) -> N
 
 # -- Payment Kit --------------------------------------------------------------------------------
 
+PK_ADAPTER = PaymentKitAdapter(["pk_fuzz_secret_0123456789"])
+
+
+def _check_payment_kit(body: bytes) -> None:
+    """``body`` is refused with a PayloadError, or normalizes into events the store can write."""
+    try:
+        event = PK_ADAPTER.parse(body)
+    except PayloadError:
+        return
+    normalized = PK_ADAPTER.normalize(event)
+    assert isinstance(normalized, Normalized)
+    for ev in normalized.events:
+        ev.to_json()
+
 
 @FUZZ
 @given(JSON)
 def test_fuzz_payment_kit_parse_arbitrary_json_raises_only_payload_error(value: Any) -> None:
-    pk = pytest.importorskip(
-        "adapters.payment_kit", reason="adapters/payment_kit.py not written yet"
-    )
-    adapter = pk.PaymentKitAdapter(["pk_fuzz_secret_0123456789"])
-    try:
-        event = adapter.parse(orjson.dumps(value))
-    except PayloadError:
-        return
-    normalized = adapter.normalize(event)
-    assert isinstance(normalized, Normalized)
-    for ev in normalized.events:
-        ev.to_json()
+    _check_payment_kit(orjson.dumps(value))
 
 
 @st.composite
@@ -353,18 +357,7 @@ def payment_kit_bodies(draw: st.DrawFn) -> dict[str, Any]:
 @FUZZ
 @given(payment_kit_bodies())
 def test_fuzz_payment_kit_shaped_bodies_raise_only_payload_error(body: dict[str, Any]) -> None:
-    pk = pytest.importorskip(
-        "adapters.payment_kit", reason="adapters/payment_kit.py not written yet"
-    )
-    adapter = pk.PaymentKitAdapter(["pk_fuzz_secret_0123456789"])
-    try:
-        event = adapter.parse(orjson.dumps(body))
-    except PayloadError:
-        return
-    normalized = adapter.normalize(event)
-    assert isinstance(normalized, Normalized)
-    for ev in normalized.events:
-        ev.to_json()
+    _check_payment_kit(orjson.dumps(body))
 
 
 # -- through the service ------------------------------------------------------------------------
@@ -441,7 +434,6 @@ PK_YAML = f'sources: {{{{payment_kit: {{{{signing_secrets: ["{PK_SECRET}"]}}}}}}
 
 @pytest.fixture
 async def pk_service(make_bridge: BridgeFactory) -> _Service:
-    pytest.importorskip("adapters.payment_kit", reason="adapters/payment_kit.py not written yet")
     svc = _Service()
     svc.bridge, svc.client = await make_bridge(PK_YAML)
     return svc
