@@ -1,6 +1,6 @@
 """README.md cannot drift from the code: its configuration reference lists every config key with
-its default, and its CLI block names every command and every option ``paybridge … --help``
-shows."""
+its default, its CLI block names every command and every option ``paybridge … --help`` shows,
+and the config.example.yaml it calls complete sets every key."""
 
 from __future__ import annotations
 
@@ -137,3 +137,26 @@ def test_cli_block_names_every_command_and_option(capsys: pytest.CaptureFixture[
             options = set(re.findall(r"\[?(--[a-z-]+)", _usage(_help(capsys, *leaf))))
             missing = options - {"--help", "--config"} - set(re.findall(r"--[a-z-]+", entry))
             assert not missing, f"paybridge {' '.join(leaf)}: README misses {sorted(missing)}"
+
+
+def _present(node: Any, parts: list[str]) -> bool:
+    """Whether the YAML ``node`` sets the key ``parts`` (``endpoints[]``: in some list item)."""
+    if not parts:
+        return True
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        items = node.get(head[:-2]) if isinstance(node, dict) else None
+        return isinstance(items, list) and any(_present(item, rest) for item in items)
+    return isinstance(node, dict) and head in node and _present(node[head], rest)
+
+
+def test_config_example_sets_or_shows_every_key() -> None:
+    """``config.example.yaml`` is the complete file the README promises: every key is set, or
+    (a key that is off by default) shown commented out."""
+    text = (Path(__file__).resolve().parents[1] / "config.example.yaml").read_text("utf-8")
+    example = yaml.safe_load(text)
+    for key, default in _config_keys(Config):
+        if _present(example, key.split(".")):
+            continue
+        leaf = key.rpartition(".")[2]
+        assert default is None and f"# {leaf}:" in text, f"config.example.yaml misses {key}"
