@@ -44,6 +44,7 @@ from bridge.errors import (
 from bridge.events import Event
 from bridge.idempotency import decide, replay_id
 from bridge.recovery import RecoveryResult
+from bridge.retry import Outcome, classify
 from bridge.signing import generate_endpoint_secret, standard_webhook_headers
 from bridge.since import parse_since
 from bridge.ssrf import check_url
@@ -399,7 +400,8 @@ async def send_test_event(
         result = await sender.send(sub, event)
     finally:
         await transport.close()
-    delivered = result.error is None and result.status is not None and 200 <= result.status < 300
+    # The dispatcher's one rule: a received 2xx is delivered even if reading the body failed.
+    delivered = classify(result.status, result.error) is Outcome.DELIVERED
     return SentTestEvent(
         event=event,
         delivered=delivered,

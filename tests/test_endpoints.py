@@ -26,6 +26,7 @@ from bridge.signing import generate_endpoint_secret
 from bridge.store import create_store
 from bridge.store.base import Store, Subscriber
 from tests.conftest import make_config
+from tests.raw_receivers import raw_receiver, replying
 from tests.receivers import ManualClock, always, ok, running
 
 STARTED = "customer.subscription.started"
@@ -243,3 +244,17 @@ async def test_endpoints_send_test_event_stripe_and_blocklet(store: Store, confi
     assert (failed.delivered, failed.status_code, failed.response_body) == (False, 500, "down")
     with pytest.raises(InvalidEndpointError):
         await endpoints.send_test_event(store, config, down.endpoint.id, event_type="nope")
+
+
+async def test_endpoints_send_test_event_2xx_then_broken_body_is_delivered(
+    store: Store, config: Config
+) -> None:
+    # The dispatcher's rule (bridge.retry.classify): a received 2xx is delivered even when
+    # reading its body fails; the test send must report the same.
+    broken = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"
+    async with raw_receiver(replying(broken, keep_open=False)) as rcv:
+        created = await endpoints.create_endpoint(store, config, _fields(url=str(rcv.url)))
+        sent = await endpoints.send_test_event(store, config, created.endpoint.id)
+    assert (sent.delivered, sent.status_code) == (True, 200)
+    assert sent.error is not None
+    assert len(rcv.heads) == 1
