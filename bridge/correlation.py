@@ -136,7 +136,7 @@ class Correlator:
         try:
             reports = await check_endpoints(client)
         except Exception as exc:  # a key without Webhook Endpoints: Read, Stripe unreachable
-            log.info("Stripe webhook endpoints not checked (%s)", type(exc).__name__)
+            log.warning("Stripe webhook endpoints not checked (%s)", type(exc).__name__)
             return
         if not reports:
             log.warning("no Stripe webhook endpoint ends in /webhooks/stripe: see check --stripe")

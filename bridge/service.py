@@ -191,8 +191,10 @@ class Bridge:
         await self.correlation.stop()
         if self.dispatcher is not None:
             summary = await self.dispatcher.stop(self.config.server.shutdown_timeout_s)
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
