@@ -70,7 +70,8 @@ class Metrics:
         )
         self.pruned = Counter(
             "paybridge_pruned_rows",
-            "Rows removed by retention, by kind (events, stubs, deliveries, attempts, inbox)",
+            "Rows removed by retention, by kind (events, stubs, deliveries, attempts, inbox,"
+            " pi_links, pi_standalone)",
             ["kind"],
             registry=self.registry,
         )

@@ -24,7 +24,7 @@ __all__ = ["PRUNE_EVERY_S", "WINDOW_ROWS", "Pruner", "describe"]
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
 WINDOW_ROWS = 100
-_KINDS = ("events", "stubs", "deliveries", "attempts", "inbox")
+_KINDS = ("events", "stubs", "deliveries", "attempts", "inbox", "pi_links", "pi_standalone")
 
 
 class Pruner:
@@ -88,8 +88,11 @@ class Pruner:
 
 
 def describe(counts: PruneCounts) -> str:
-    """One line: ``3 events (1 kept as ids), 6 deliveries, 9 attempts, 3 inbox rows``."""
+    """One line: ``3 events (1 kept as ids), 6 deliveries, 9 attempts, 3 inbox rows,
+    2 PaymentIntent links, 1 standalone PaymentIntent marks``."""
     return (
         f"{counts.events} events ({counts.stubs} kept as ids), {counts.deliveries} deliveries,"
-        f" {counts.attempts} attempts, {counts.inbox} inbox rows"
+        f" {counts.attempts} attempts, {counts.inbox} inbox rows,"
+        f" {counts.pi_links} PaymentIntent links, {counts.pi_standalone} standalone PaymentIntent"
+        " marks"
     )

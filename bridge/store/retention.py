@@ -8,6 +8,11 @@ subscriber was delivered, and the subscriber still exists), anything of theirs (
 their attempts), held PaymentIntent decisions (never read here), inbox rows awaiting a fetch
 or holding the provider object of a stored event.
 
+The PaymentIntent link and standalone marks (``pi_links``, ``pi_standalone``) decide a PI's
+outcome events arriving later (dropped as the invoice's, or emitted at once): they go by the
+inbox window, counted from when they were stored, like the inbox rows that make a retry a
+duplicate, and never while an outcome of their PI is held.
+
 An event pruned while its facts could still arrive again (a late provider retry inside the
 inbox window, possibly a different provider event naming the same fact) is kept as a *stub*:
 its id and nothing else, so the unique id still makes the fact a duplicate. The stub goes when
@@ -26,6 +31,7 @@ __all__ = [
     "DeliveryFacts",
     "EventFacts",
     "InboxFacts",
+    "MarkFacts",
     "PruneCounts",
     "PruneCursor",
     "Pruned",
@@ -34,12 +40,13 @@ __all__ = [
     "prune_attempts",
     "prune_events",
     "prune_inbox",
+    "prune_marks",
     "prune_window",
 ]
 
 DAY_S = 86_400.0
-Table = Literal["attempts", "events", "inbox"]
-TABLES: tuple[Table, ...] = ("attempts", "events", "inbox")
+Table = Literal["attempts", "events", "inbox", "pi_links", "pi_standalone"]
+TABLES: tuple[Table, ...] = ("attempts", "events", "inbox", "pi_links", "pi_standalone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,8 @@ class PruneCounts:
     deliveries: int = 0
     attempts: int = 0
     inbox: int = 0
+    pi_links: int = 0
+    pi_standalone: int = 0
 
     def add(self, other: PruneCounts) -> None:
         for name in self.__slots__:
@@ -180,6 +189,25 @@ def prune_inbox(window: Sequence[InboxFacts], c: Cutoffs, limit: int) -> Pruned:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class MarkFacts:
+    key: int
+    created_at: float
+    held: bool  # an outcome of its PaymentIntent is held, undecided
+
+
+def prune_marks(window: Sequence[MarkFacts], c: Cutoffs, limit: int) -> Pruned:
+    """PaymentIntent links or standalone marks older than the inbox window whose PI has no
+    held outcome."""
+    out = Pruned(done=len(window) < limit, last=window[-1].key if window else 0)
+    for r in window:
+        if r.created_at >= c.inbox_before:
+            return Pruned(out.delete, done=True, last=r.key)
+        if not r.held:
+            out.delete.append(r.key)
+    return out
+
+
 def next_cursor(cursor: PruneCursor, pruned: Pruned) -> PruneCursor | None:
     """The cursor after a window: the same table further on, the next table, or None (done)."""
     if not pruned.done:
@@ -217,14 +245,30 @@ def prune_window(c: Cutoffs, cursor: PruneCursor, limit: int, dry_run: bool) -> 
         counts, pruned = yield from _attempts(c, cursor.after, limit, dry_run, subscribers)
     elif cursor.table == "events":
         counts, pruned = yield from _events(c, cursor.after, limit, dry_run, subscribers)
-    else:
+    elif cursor.table == "inbox":
         rows = yield Step("inbox_window", (cursor.after, limit))
         window = [InboxFacts(int(r[0]), float(r[1]), str(r[2]), bool(r[3])) for r in rows]
         pruned = prune_inbox(window, c, limit)
         counts = PruneCounts(inbox=len(pruned.delete))
         if pruned.delete and not dry_run:
             yield Step("delete_inbox", (pruned.delete,), read=False)
+    else:
+        counts, pruned = yield from _marks(cursor.table, c, cursor.after, limit, dry_run)
     return counts, next_cursor(cursor, pruned)
+
+
+def _marks(
+    table: Table, c: Cutoffs, after: int, limit: int, dry_run: bool
+) -> Generator[Step, Any, tuple[PruneCounts, Pruned]]:
+    rows: Rows = yield Step(f"{table}_window", (after, limit))
+    pruned = prune_marks([MarkFacts(int(r[0]), float(r[1]), bool(r[2])) for r in rows], c, limit)
+    n = len(pruned.delete)
+    if pruned.delete and not dry_run:
+        # The delete checks for a hold again: one made since the read keeps its row.
+        n = yield Step(f"delete_{table}", (pruned.delete,), read=False)
+    counts = PruneCounts()
+    setattr(counts, table, n)
+    return counts, pruned
 
 
 def _delivery_facts(rows: Rows) -> list[DeliveryFacts]:

@@ -15,7 +15,16 @@ from bridge.retention import Pruner
 from bridge.store.base import DeliveryOutcome, InboxRecord, IngestResult, Store
 from bridge.store.retention import DAY_S
 from tests.receivers import ManualClock, wait_until
-from tests.store.store_factories import LEASE_S, NOW, endpoint, event, normalized, pi_decision
+from tests.store.store_factories import (
+    LEASE_S,
+    NOW,
+    endpoint,
+    event,
+    invoice_paid,
+    normalized,
+    pay_key,
+    pi_decision,
+)
 
 OK = DeliveryOutcome(delivered=True, status_code=200, duration_ms=1.0)
 DEAD = DeliveryOutcome(delivered=False, status_code=500, error="HTTP 500")
@@ -121,6 +130,48 @@ async def test_a_pruned_fact_is_still_a_duplicate_inside_the_inbox_window(store:
     counts = await pruner.run()
     assert (counts.events, counts.inbox) == (0, 1)
     assert (await store.counts())["inbox"] == 1  # evt_payment_succeeded, received on day 2
+
+
+async def test_payment_intent_links_and_marks_go_after_the_inbox_window_never_twice(
+    store: Store,
+) -> None:
+    clock = Clock()
+    metrics = Metrics()
+    retention = RetentionConfig(events_days=1, attempts_days=1, inbox_days=3)
+    pruner = Pruner(store, retention, clock=clock, metrics=metrics, window_rows=2)
+    await store.put_subscriber(endpoint("we_1"))
+    await _ingest(store, "evt_in_paid", invoice_paid("in_1", pay_key(), pi="pi_linked"), NOW)
+    alone = Normalized(standalone_payment_intents=["pi_alone"])
+    await _ingest(store, "evt_cs", alone, NOW)
+    held = await _ingest(store, "evt_pi_held", pi_decision("pi_held"), NOW)
+    assert held.held == 1
+
+    # late inside the inbox window, after a run: the link and the mark still decide
+    clock.day(1.5)
+    counts = await pruner.run()
+    assert (counts.pi_links, counts.pi_standalone) == (0, 0)
+    late = await _ingest(store, "evt_pi_linked", pi_decision("pi_linked"), clock.day(2))
+    assert (late.events, late.held, late.dropped) == ([], 0, 1)  # the invoice's, not again
+    first = await _ingest(store, "evt_pi_alone", pi_decision("pi_alone"), clock.now)
+    assert (len(first.events), first.held) == (1, 0)  # emitted at once, not held
+    retry = await _ingest(store, "evt_pi_alone", pi_decision("pi_alone"), clock.now)
+    assert retry.duplicate and retry.events == []
+    young = await _ingest(store, "evt_young", invoice_paid("in_2", pay_key(), pi="pi_2"), clock.now)
+    assert young.events
+
+    clock.day(3.5)  # the window has passed for the rows stored on day 0
+    dry = await pruner.run(dry_run=True)
+    assert (dry.pi_links, dry.pi_standalone) == (1, 1)
+    counts = await pruner.run()
+    assert (counts.pi_links, counts.pi_standalone) == (1, 1)
+    assert (await store.counts())["held"] == 1  # the held outcome is never pruned
+    text = metrics.render().decode()
+    assert 'paybridge_pruned_rows_total{kind="pi_links"} 1.0' in text
+    assert 'paybridge_pruned_rows_total{kind="pi_standalone"} 1.0' in text
+
+    # the link stored on day 2 is inside the window still: it decides
+    again = await _ingest(store, "evt_pi_2", pi_decision("pi_2"), clock.now)
+    assert (again.events, again.held, again.dropped) == ([], 0, 1)
 
 
 async def test_the_pruner_runs_once_per_period_of_its_clock(store: Store) -> None:

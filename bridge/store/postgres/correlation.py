@@ -104,9 +104,11 @@ async def _resolve_hold(
     dropped = 0 if verdict.emit else 1
     if verdict.link is not None:
         await conn.execute(
-            "INSERT INTO pi_links (payment_intent, invoice) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "INSERT INTO pi_links (payment_intent, invoice, created_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
             pi,
             verdict.link.invoice,
+            now,
         )
         # The PI's other held outcomes (a failure before its success, say) are the invoice's.
         gone = await conn.fetch("DELETE FROM deferred WHERE payment_intent = $1 RETURNING id", pi)

@@ -61,13 +61,15 @@ async def write_plan(conn: Any, plan: IngestPlan, now: float) -> None:
     """Persist ``plan`` (its events are inserted by the caller)."""
     if plan.links:
         await conn.executemany(
-            "INSERT INTO pi_links (payment_intent, invoice) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            [(link.payment_intent, link.invoice) for link in plan.links],
+            "INSERT INTO pi_links (payment_intent, invoice, created_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
+            [(link.payment_intent, link.invoice, now) for link in plan.links],
         )
     if plan.standalone:
         await conn.executemany(
-            "INSERT INTO pi_standalone (payment_intent) VALUES ($1) ON CONFLICT DO NOTHING",
-            [(pi,) for pi in plan.standalone],
+            "INSERT INTO pi_standalone (payment_intent, created_at) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            [(pi, now) for pi in plan.standalone],
         )
     gone = plan.drop + plan.release
     if gone:

@@ -10,6 +10,7 @@ from bridge.store.retention import Cutoffs, PruneCounts, PruneCursor, Walk, prun
 
 __all__ = ["PgRetention"]
 
+_MARKS = ("pi_links", "pi_standalone")
 _DELIVERY = "SELECT id, event_id, subscriber_id, status FROM deliveries"
 _SQL = {
     "subscribers": "SELECT id FROM subscribers",
@@ -39,6 +40,21 @@ _SQL = {
         " FROM inbox WHERE seq > $1 ORDER BY seq LIMIT $2"
     ),
     "delete_inbox": "DELETE FROM inbox WHERE seq = ANY($1::bigint[])",
+    **{
+        f"{t}_window": (
+            f"SELECT seq, created_at, EXISTS (SELECT 1 FROM deferred d"
+            f" WHERE d.payment_intent = {t}.payment_intent)"
+            f" FROM {t} WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )
+        for t in _MARKS
+    },
+    **{
+        f"delete_{t}": (
+            f"DELETE FROM {t} WHERE seq = ANY($1::bigint[]) AND NOT EXISTS (SELECT 1"
+            f" FROM deferred d WHERE d.payment_intent = {t}.payment_intent)"
+        )
+        for t in _MARKS
+    },
 }
 
 

@@ -212,6 +212,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX attempts_failed ON attempts (started_at) WHERE outcome = 'failed';
         """,
     ),
+    (
+        8,
+        """
+        -- Retention prunes the PaymentIntent links and standalone marks by age, walking them
+        -- in insertion order (seq). Rows stored before this start their age now.
+        ALTER TABLE pi_links ADD COLUMN created_at DOUBLE PRECISION NOT NULL
+            DEFAULT extract(epoch FROM now()), ADD COLUMN seq BIGSERIAL;
+        ALTER TABLE pi_links ALTER COLUMN created_at DROP DEFAULT;
+        CREATE INDEX pi_links_by_seq ON pi_links (seq);
+        ALTER TABLE pi_standalone ADD COLUMN created_at DOUBLE PRECISION NOT NULL
+            DEFAULT extract(epoch FROM now()), ADD COLUMN seq BIGSERIAL;
+        ALTER TABLE pi_standalone ALTER COLUMN created_at DROP DEFAULT;
+        CREATE INDEX pi_standalone_by_seq ON pi_standalone (seq);
+        """,
+    ),
 ]
 
 

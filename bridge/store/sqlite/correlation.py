@@ -72,8 +72,8 @@ def _resolve_hold(
     dropped = 0 if verdict.emit else 1
     if verdict.link is not None:
         conn.execute(
-            "INSERT OR IGNORE INTO pi_links (payment_intent, invoice) VALUES (?, ?)",
-            (pi, verdict.link.invoice),
+            "INSERT OR IGNORE INTO pi_links (payment_intent, invoice, created_at) VALUES (?, ?, ?)",
+            (pi, verdict.link.invoice, now),
         )
         # The PI's other held outcomes (a failure before its success, say) are the invoice's.
         dropped += conn.execute("DELETE FROM deferred WHERE payment_intent = ?", (pi,)).rowcount

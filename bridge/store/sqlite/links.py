@@ -52,13 +52,13 @@ def write_plan(conn: _Conn, plan: IngestPlan, now: float) -> None:
     """Persist ``plan`` (its events are inserted by the caller)."""
     if plan.links:
         conn.executemany(
-            "INSERT OR IGNORE INTO pi_links (payment_intent, invoice) VALUES (?, ?)",
-            [(link.payment_intent, link.invoice) for link in plan.links],
+            "INSERT OR IGNORE INTO pi_links (payment_intent, invoice, created_at) VALUES (?, ?, ?)",
+            [(link.payment_intent, link.invoice, now) for link in plan.links],
         )
     if plan.standalone:
         conn.executemany(
-            "INSERT OR IGNORE INTO pi_standalone (payment_intent) VALUES (?)",
-            [(pi,) for pi in plan.standalone],
+            "INSERT OR IGNORE INTO pi_standalone (payment_intent, created_at) VALUES (?, ?)",
+            [(pi, now) for pi in plan.standalone],
         )
     gone = plan.drop + plan.release
     if gone:

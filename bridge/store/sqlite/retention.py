@@ -15,6 +15,7 @@ from bridge.store.sqlite.worker import SqliteWorker
 __all__ = ["SqliteRetention"]
 
 _LIST = "(SELECT value FROM json_each(?))"
+_MARKS = ("pi_links", "pi_standalone")
 _DELIVERY = "SELECT id, event_id, subscriber_id, status FROM deliveries"
 _SQL = {
     "subscribers": "SELECT id FROM subscribers",
@@ -40,6 +41,21 @@ _SQL = {
         " FROM inbox WHERE rowid > ? ORDER BY rowid LIMIT ?"
     ),
     "delete_inbox": f"DELETE FROM inbox WHERE rowid IN {_LIST}",
+    **{
+        f"{t}_window": (
+            f"SELECT rowid, created_at, EXISTS (SELECT 1 FROM deferred d"
+            f" WHERE d.payment_intent = {t}.payment_intent)"
+            f" FROM {t} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+        for t in _MARKS
+    },
+    **{
+        f"delete_{t}": (
+            f"DELETE FROM {t} WHERE rowid IN {_LIST} AND NOT EXISTS (SELECT 1 FROM deferred d"
+            f" WHERE d.payment_intent = {t}.payment_intent)"
+        )
+        for t in _MARKS
+    },
 }
 
 

@@ -182,6 +182,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX attempts_by_subscriber ON attempts (subscriber_id, id);
         """,
     ),
+    (
+        7,
+        """
+        -- Retention prunes the PaymentIntent links and standalone marks by age, walking them
+        -- in insertion order (rowid). Rows stored before this start their age now.
+        ALTER TABLE pi_links ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
+        ALTER TABLE pi_standalone ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
+        UPDATE pi_links SET created_at = CAST(strftime('%s', 'now') AS REAL);
+        UPDATE pi_standalone SET created_at = CAST(strftime('%s', 'now') AS REAL);
+        """,
+    ),
 ]
 
 
